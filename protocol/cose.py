@@ -1,0 +1,270 @@
+"""COSE_Sign1 (RFC 9052) with EdDSA over Ed25519 (RFC 9053, alg -8).
+
+Only what permitnet needs, and strictly: the protected header must be a non-empty map holding
+``alg``; ``alg`` only in the unprotected header, a label in both buckets, duplicate labels and
+critical labels we do not understand are refused. The signature is checked over the protected
+header bytes exactly as received, never over a re-encoding.
+
+The algorithm accepted is the one the key is registered for: every permitnet key is an
+Ed25519 key, so the only ``alg`` accepted is -8, whatever the message claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from permitnet.protocol.cbor import Tag, decode_cbor, encode_cbor
+from permitnet.protocol.errors import (
+    DecodeError,
+    InvalidSignatureError,
+    ProtocolError,
+    SignatureError,
+)
+
+__all__ = [
+    "ALG_EDDSA",
+    "COSE_SIGN1_TAG",
+    "Sign1Message",
+    "key_id",
+    "public_key_from_seed",
+    "sign1",
+    "verify1",
+]
+
+COSE_SIGN1_TAG: Final = 18
+ALG_EDDSA: Final = -8
+HEADER_ALG: Final = 1
+HEADER_CRIT: Final = 2
+HEADER_CONTENT_TYPE: Final = 3
+HEADER_KID: Final = 4
+
+#: Critical header labels this implementation understands. None beyond RFC 9052's own, which
+#: never need to be listed in ``crit``; any label in ``crit`` is therefore refused.
+UNDERSTOOD_CRITICAL: Final[frozenset[int | str]] = frozenset()
+#: The largest COSE_Sign1 message accepted (registry snapshots are the largest messages).
+MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
+_SIGNATURE_SIZE: Final = 64
+_KEY_SIZE: Final = 32
+
+
+def public_key_from_seed(signing_key: bytes) -> bytes:
+    """Return the 32-byte Ed25519 public key of a 32-byte seed.
+
+    Raises:
+        SignatureError: ``signing_key`` is not 32 bytes.
+    """
+    return _signing_key(signing_key).verify_key.encode()
+
+
+def key_id(public_key: bytes) -> bytes:
+    """Return the permitnet key identifier: the first 16 bytes of SHA-256 of the public key."""
+    return hashlib.sha256(public_key).digest()[:16]
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(seed: bytes) -> nacl.signing.SigningKey:
+    if not isinstance(seed, bytes) or len(seed) != _KEY_SIZE:
+        raise SignatureError("an Ed25519 signing key is a 32-byte seed")
+    return nacl.signing.SigningKey(seed)
+
+
+def _sig_structure(protected: bytes, payload: bytes) -> bytes:
+    # RFC 9052 section 4.4: ["Signature1", body_protected, external_aad, payload].
+    return encode_cbor(["Signature1", protected, b"", payload])
+
+
+def sign1(
+    payload: bytes,
+    signing_key: bytes,
+    kid: bytes,
+    *,
+    content_type: str | int | None = None,
+) -> bytes:
+    """Sign ``payload`` as a tagged COSE_Sign1 message with EdDSA (Ed25519).
+
+    Args:
+        payload: the bytes to sign (a permitnet document's deterministic CBOR payload).
+        signing_key: the 32-byte Ed25519 seed.
+        kid: the key identifier, placed in the protected header so that it is signed.
+        content_type: optional content type (header label 3).
+
+    Returns:
+        The encoded, tagged COSE_Sign1 message.
+
+    Raises:
+        SignatureError: the key is not a 32-byte seed or ``kid`` is not bytes.
+    """
+    if not isinstance(payload, bytes):
+        raise SignatureError("the payload must be bytes")
+    if not isinstance(kid, bytes):
+        raise SignatureError("kid must be bytes")
+    header: dict[int, object] = {HEADER_ALG: ALG_EDDSA, HEADER_KID: kid}
+    if content_type is not None:
+        header[HEADER_CONTENT_TYPE] = content_type
+    protected = encode_cbor(header)
+    signature = _signing_key(signing_key).sign(_sig_structure(protected, payload)).signature
+    return encode_cbor(Tag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sign1Message:
+    """A parsed, not yet verified, COSE_Sign1 message.
+
+    Parsing checks the structure and the headers; :meth:`verify` checks the signature. Nothing
+    in ``payload`` may be trusted until :meth:`verify` has returned.
+    """
+
+    raw: bytes
+    protected_bytes: bytes
+    protected: dict[int | str, object]
+    unprotected: dict[int | str, object]
+    payload: bytes
+    signature: bytes
+
+    @property
+    def kid(self) -> bytes | None:
+        """The key identifier, from the protected header, else the unprotected one."""
+        kid = self.protected.get(HEADER_KID, self.unprotected.get(HEADER_KID))
+        return kid if isinstance(kid, bytes) else None
+
+    @property
+    def kid_is_protected(self) -> bool:
+        """Whether the key identifier is covered by the signature."""
+        return HEADER_KID in self.protected
+
+    @property
+    def content_type(self) -> str | int | None:
+        """The content type from the protected header, if any."""
+        value = self.protected.get(HEADER_CONTENT_TYPE)
+        return value if isinstance(value, str | int) else None
+
+    @classmethod
+    def from_bytes(cls, message: bytes) -> Sign1Message:
+        """Parse a tagged or untagged COSE_Sign1 message strictly.
+
+        Raises:
+            DecodeError: the bytes are not strict deterministic CBOR.
+            SignatureError: the structure or the headers are not acceptable.
+        """
+        item = decode_cbor(message, max_size=MAX_MESSAGE_SIZE, max_depth=4)
+        if isinstance(item, Tag):
+            if item.tag != COSE_SIGN1_TAG:  # pragma: no cover - the decoder refuses other tags
+                raise SignatureError(f"expected COSE_Sign1 tag 18, got tag {item.tag}")
+            item = item.value
+        if not isinstance(item, list) or len(item) != 4:
+            raise SignatureError("a COSE_Sign1 message is an array of four items")
+        protected_bytes, unprotected, payload, signature = item
+        if not isinstance(protected_bytes, bytes):
+            raise SignatureError("the protected header must be a byte string")
+        if not isinstance(unprotected, dict):
+            raise SignatureError("the unprotected header must be a map")
+        if payload is None:
+            raise SignatureError("detached payloads are not used by permitnet")
+        if not isinstance(payload, bytes):
+            raise SignatureError("the payload must be a byte string")
+        if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_SIZE:
+            raise SignatureError("an Ed25519 signature is a 64-byte string")
+        protected = _parse_protected(protected_bytes)
+        _check_headers(protected, unprotected)
+        return cls(
+            raw=bytes(message),
+            protected_bytes=protected_bytes,
+            protected=protected,
+            unprotected=unprotected,
+            payload=payload,
+            signature=signature,
+        )
+
+    def verify(self, public_key: bytes) -> bytes:
+        """Verify the signature with an Ed25519 public key and return the payload.
+
+        Raises:
+            SignatureError: the public key is not 32 bytes.
+            InvalidSignatureError: the signature does not verify.
+        """
+        if not isinstance(public_key, bytes) or len(public_key) != _KEY_SIZE:
+            raise SignatureError("an Ed25519 public key is 32 bytes")
+        to_be_signed = _sig_structure(self.protected_bytes, self.payload)
+        try:
+            nacl.bindings.crypto_sign_open(self.signature + to_be_signed, public_key)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as e:
+            raise InvalidSignatureError("the signature does not verify with this key") from e
+        return self.payload
+
+
+def _parse_protected(protected_bytes: bytes) -> dict[int | str, object]:
+    if not protected_bytes:
+        raise SignatureError("the protected header is empty: it must hold at least alg")
+    try:
+        protected = decode_cbor(protected_bytes, max_size=4096, max_depth=3)
+    except DecodeError as e:
+        raise SignatureError(f"the protected header is not strict CBOR: {e}") from e
+    if not isinstance(protected, dict):
+        raise SignatureError("the protected header must encode a map")
+    if not protected:
+        raise SignatureError("the protected header is an empty map: it must hold at least alg")
+    # The decoder only admits integer and text keys.
+    return protected
+
+
+def _check_headers(
+    protected: dict[int | str, object], unprotected: dict[int | str, object]
+) -> None:
+    both = protected.keys() & unprotected.keys()
+    if both:
+        raise SignatureError(f"header labels {sorted(map(str, both))} appear in both buckets")
+    if HEADER_ALG not in protected:
+        if HEADER_ALG in unprotected:
+            raise SignatureError("alg is in the unprotected header: it must be protected")
+        raise SignatureError("the protected header has no alg")
+    alg = protected[HEADER_ALG]
+    if alg != ALG_EDDSA or isinstance(alg, bool):
+        raise SignatureError(f"algorithm {alg!r} is refused: permitnet keys are EdDSA (-8)")
+    if HEADER_CRIT in unprotected:
+        raise SignatureError("crit is in the unprotected header: it must be protected")
+    if HEADER_CRIT in protected:
+        crit = protected[HEADER_CRIT]
+        if not isinstance(crit, list) or not crit:
+            raise SignatureError("crit must be a non-empty array of labels")
+        unknown = [label for label in crit if label not in UNDERSTOOD_CRITICAL]
+        if unknown:
+            raise SignatureError(f"critical header labels {unknown!r} are not understood")
+    for bucket in (protected, unprotected):
+        kid = bucket.get(HEADER_KID)
+        if kid is not None and not isinstance(kid, bytes):
+            raise SignatureError("kid must be a byte string")
+        content_type = bucket.get(HEADER_CONTENT_TYPE)
+        if content_type is not None and (
+            isinstance(content_type, bool) or not isinstance(content_type, str | int)
+        ):
+            raise SignatureError("content type must be text or an unsigned integer")
+
+
+def verify1(message: bytes, public_key: bytes) -> bytes:
+    """Verify a tagged or untagged COSE_Sign1 message and return its payload.
+
+    Args:
+        message: the COSE_Sign1 bytes as received.
+        public_key: the signer's 32-byte Ed25519 public key.
+
+    Returns:
+        The payload bytes, to be decoded only now that they are authentic.
+
+    Raises:
+        ProtocolError: a subclass saying why the message is not acceptable: ``DecodeError``
+            for bytes that are not strict CBOR, ``SignatureError`` for a refused structure or
+            header, ``InvalidSignatureError`` when the signature does not verify.
+    """
+    try:
+        return Sign1Message.from_bytes(message).verify(public_key)
+    except ProtocolError:
+        raise
+    except (TypeError, ValueError) as e:  # pragma: no cover - defensive wrapping at the boundary
+        raise SignatureError(f"malformed COSE_Sign1 message: {e}") from e

@@ -1,0 +1,3 @@
+"""The permitnet command line, the demo network and operator tools."""
+
+__all__: list[str] = []
