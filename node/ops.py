@@ -1,0 +1,380 @@
+"""Operating a node: health, readiness, Prometheus metrics and JSON logs.
+
+* ``GET /healthz`` answers 200 while the process and its event loop are alive (a liveness probe:
+  restart the node when it stops answering).
+* ``GET /readyz`` answers 200 only when the node can do its work: the database answers a query,
+  the signing key is loaded, and the registry data has not expired beyond the grace period;
+  otherwise 503, with every check and its reason in the JSON body (a load balancer stops sending
+  traffic; an operator reads why).
+* ``GET /metrics`` is the Prometheus text exposition format: documents by state, outbox depth
+  and the age of its oldest row per peer, deliveries failing, delivery latency as a histogram,
+  delivery attempts by outcome, and the registry snapshot's version, age and time to expiry.
+
+The figures that live in the database are read at scrape time with a few aggregate queries, so
+they are true after a restart and need no bookkeeping in the code that changes them. Each app
+has its own ``CollectorRegistry``, so several nodes in one process (tests, the demo) never mix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from permitnet.node.errors import NodeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from permitnet.node.store import Store
+
+__all__ = [
+    "OPS_KEY",
+    "DeliveryMetrics",
+    "JsonLogFormatter",
+    "OpsProbes",
+    "RegistryFreshness",
+    "configure_logging",
+    "setup_ops",
+]
+
+#: Delivery latency buckets, seconds: from a loopback push to a peer that was down for a day.
+LATENCY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryFreshness:
+    """How fresh the node's registry data is.
+
+    Attributes:
+        version: the snapshot version the node holds.
+        issued_at: when the registry issued it (Unix seconds).
+        expires_at: when it expires (Unix seconds).
+        grace_seconds: how long past expiry the node keeps exchanging.
+    """
+
+    version: int
+    issued_at: int
+    expires_at: int
+    grace_seconds: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpsProbes:
+    """Where the ops endpoints read the node's state; the app factory supplies them.
+
+    Attributes:
+        store: returns the node's open store.
+        registry: returns the registry data's freshness, or ``None`` before the first snapshot.
+        signing_key_loaded: whether the node's signing key is unlocked and usable.
+        clock: the current Unix time.
+    """
+
+    store: Callable[[], Store]
+    registry: Callable[[], RegistryFreshness | None]
+    signing_key_loaded: Callable[[], bool]
+    clock: Callable[[], int] = lambda: int(time.time())
+
+
+class DeliveryMetrics:
+    """In-process delivery counters; the delivery worker calls these as it works.
+
+    The histogram of end-to-end delivery latency is computed from the outbox at scrape time; these
+    count what the database does not keep: every attempt and how it ended.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._attempts = Counter(
+            "permitnet_delivery_attempts",
+            "Delivery attempts to peer nodes by outcome (delivered, failed).",
+            ["peer", "outcome"],
+            registry=registry,
+        )
+        self._request_seconds = Histogram(
+            "permitnet_delivery_request_seconds",
+            "Duration of one delivery request to a peer node.",
+            ["peer"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+
+    def delivered(self, peer: str, seconds: float) -> None:
+        """Count one successful delivery request and its duration."""
+        self._attempts.labels(peer=peer, outcome="delivered").inc()
+        self._request_seconds.labels(peer=peer).observe(seconds)
+
+    def failed(self, peer: str, seconds: float) -> None:
+        """Count one failed delivery request (refused, unreachable, timed out)."""
+        self._attempts.labels(peer=peer, outcome="failed").inc()
+        self._request_seconds.labels(peer=peer).observe(seconds)
+
+
+class _Ops:
+    def __init__(self, probes: OpsProbes) -> None:
+        self.probes = probes
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.delivery = DeliveryMetrics(self.registry)
+        r = self.registry
+        self.documents = Gauge(
+            "permitnet_documents",
+            "Stored documents by type, direction and state.",
+            ["doc_type", "direction", "state"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "permitnet_outbox_depth", "Undelivered outbox rows per peer.", ["peer"], registry=r
+        )
+        self.outbox_oldest = Gauge(
+            "permitnet_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered outbox row per peer.",
+            ["peer"],
+            registry=r,
+        )
+        self.outbox_failing = Gauge(
+            "permitnet_outbox_failing",
+            "Undelivered outbox rows whose last attempt failed, per peer.",
+            ["peer"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "permitnet_inbound_pending",
+            "Received documents waiting for a dependency or fresh registry data.",
+            ["reason"],
+            registry=r,
+        )
+        self.quarantine = Gauge(
+            "permitnet_quarantine_total", "Rejected inputs kept for audit.", registry=r
+        )
+        self.latency = _LatencyCollector(self)
+        r.register(self.latency)
+        self.registry_version = Gauge(
+            "permitnet_registry_snapshot_version", "Version of the registry snapshot.", registry=r
+        )
+        self.registry_age = Gauge(
+            "permitnet_registry_snapshot_age_seconds",
+            "Seconds since the registry issued the snapshot the node holds.",
+            registry=r,
+        )
+        self.registry_expiry = Gauge(
+            "permitnet_registry_snapshot_expires_in_seconds",
+            "Seconds until the snapshot expires (negative once expired).",
+            registry=r,
+        )
+        self.ready = Gauge("permitnet_ready", "1 when /readyz would answer 200.", registry=r)
+
+    async def refresh(self) -> None:
+        """Read the database figures into the gauges (called once per scrape)."""
+        store = self.probes.store()
+        now = self.probes.clock()
+        async with store.read() as tx:
+            documents = await tx.fetchall(
+                "SELECT doc_type, direction, state, count(*) FROM documents "
+                "GROUP BY doc_type, direction, state"
+            )
+            outbox = await tx.fetchall(
+                "SELECT peer, count(*), min(created_at), "
+                "sum(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END) "
+                "FROM outbox WHERE delivered_at IS NULL GROUP BY peer"
+            )
+            pending = await tx.fetchall(
+                "SELECT reason, count(*) FROM inbound_pending GROUP BY reason"
+            )
+            quarantined = await tx.fetchone("SELECT count(*) FROM quarantine")
+            self.latency.rows = await tx.fetchall(
+                "SELECT delivered_at - created_at FROM outbox WHERE delivered_at IS NOT NULL"
+            )
+        # Labels that vanished (a peer whose outbox drained) must not keep their last value.
+        for gauge in (self.documents, self.outbox_depth, self.outbox_oldest, self.outbox_failing):
+            gauge.clear()
+        for doc_type, direction, state, count in documents:
+            self.documents.labels(doc_type=doc_type, direction=direction, state=state).set(count)
+        for peer, depth, oldest, failing in outbox:
+            self.outbox_depth.labels(peer=peer).set(depth)
+            self.outbox_oldest.labels(peer=peer).set(max(0, now - int(oldest)))
+            self.outbox_failing.labels(peer=peer).set(failing or 0)
+        self.pending.clear()
+        for reason, count in pending:
+            self.pending.labels(reason=reason).set(count)
+        self.quarantine.set(quarantined[0] if quarantined else 0)
+        freshness = self.probes.registry()
+        if freshness is not None:
+            self.registry_version.set(freshness.version)
+            self.registry_age.set(now - freshness.issued_at)
+            self.registry_expiry.set(freshness.expires_at - now)
+
+    async def checks(self) -> dict[str, dict[str, Any]]:
+        """Run the readiness checks; each names its outcome and, when failing, why."""
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            async with self.probes.store().read() as tx:
+                await tx.fetchone("SELECT 1")
+            results["database"] = {"ok": True}
+        except (NodeError, OSError, ValueError) as e:
+            # ValueError: aiosqlite raises it on a closed connection.
+            results["database"] = {"ok": False, "reason": f"database unreachable: {e}"}
+        results["signing_key"] = (
+            {"ok": True}
+            if self.probes.signing_key_loaded()
+            else {"ok": False, "reason": "the signing key is not loaded"}
+        )
+        results["registry"] = _registry_check(self.probes.registry(), self.probes.clock())
+        return results
+
+
+def _registry_check(freshness: RegistryFreshness | None, now: int) -> dict[str, Any]:
+    if freshness is None:
+        return {"ok": False, "reason": "no registry snapshot has been accepted yet"}
+    detail: dict[str, Any] = {
+        "version": freshness.version,
+        "age_seconds": now - freshness.issued_at,
+        "expires_at": freshness.expires_at,
+    }
+    deadline = freshness.expires_at + freshness.grace_seconds
+    if now <= freshness.expires_at:
+        return {"ok": True, **detail}
+    if now <= deadline:
+        return {
+            "ok": True,
+            "warning": f"registry snapshot v{freshness.version} expired "
+            f"{now - freshness.expires_at} s ago; within the grace period until {deadline}",
+            **detail,
+        }
+    return {
+        "ok": False,
+        "reason": f"registry snapshot v{freshness.version} expired {now - freshness.expires_at} s"
+        f" ago, beyond the {freshness.grace_seconds} s grace period",
+        **detail,
+    }
+
+
+class _LatencyCollector:
+    """Delivery latency (outbox row created to peer's receipt) as a Prometheus histogram."""
+
+    def __init__(self, ops: _Ops) -> None:
+        self.ops = ops
+        self.rows: list[Any] = []
+
+    def collect(self) -> list[Any]:
+        from prometheus_client.core import HistogramMetricFamily  # noqa: PLC0415 - core is heavy
+
+        counts = [0] * len(LATENCY_BUCKETS)
+        total = 0.0
+        for (seconds,) in self.rows:
+            value = max(0, int(seconds))
+            total += value
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if value <= bound:
+                    counts[i] += 1
+        buckets = [(_fmt(b), c) for b, c in zip(LATENCY_BUCKETS, counts, strict=True)]
+        buckets.append(("+Inf", len(self.rows)))
+        family = HistogramMetricFamily(
+            "permitnet_delivery_latency_seconds",
+            "Time from a document's outbox row to the peer's signed receipt (whole seconds).",
+            buckets=buckets,
+            sum_value=total,
+        )
+        return [family]
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+def _fmt(bound: float) -> str:
+    return str(float(bound))
+
+
+#: The ops state of an app: its metrics registry and the delivery counters.
+OPS_KEY: Final = web.AppKey("permitnet_ops", _Ops)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(_request: web.Request) -> web.Response:
+    """Liveness: the process and its event loop answer."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: database, signing key and registry freshness, each with its reason."""
+    ops = request.app[OPS_KEY]
+    checks = await ops.checks()
+    ready = all(check["ok"] for check in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of the node's figures."""
+    ops = request.app[OPS_KEY]
+    await ops.refresh()
+    checks = await ops.checks()
+    ops.ready.set(1 if all(check["ok"] for check in checks.values()) else 0)
+    body = generate_latest(ops.registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_PLAIN_0_0_4
+    return response
+
+
+def setup_ops(app: web.Application, probes: OpsProbes) -> DeliveryMetrics:
+    """Mount ``/healthz``, ``/readyz`` and ``/metrics`` on a node app.
+
+    Args:
+        app: the node's application, before it starts.
+        probes: where the endpoints read the node's state.
+
+    Returns:
+        The delivery counters, for the delivery worker to report into.
+    """
+    ops = _Ops(probes)
+    app[OPS_KEY] = ops
+    app.add_routes(routes)
+    return ops.delivery
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one line of JSON."""
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+JsonLogFormatter.converter = time.gmtime
+
+
+def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
+    """Send the node's logs to standard error, as text or as one JSON object per line.
+
+    Args:
+        json_logs: emit JSON lines (for journald or a log shipper) instead of text.
+        level: the lowest level logged.
+    """
+    handler = logging.StreamHandler()
+    if json_logs:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
