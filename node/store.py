@@ -1,0 +1,487 @@
+"""The node's storage: one SQLite database in WAL mode, through aiosqlite.
+
+Signed documents are kept as the exact bytes that were signed, beside indexed columns for queries;
+triggers make those bytes immutable. Every change happens inside :meth:`Store.transaction`, which
+serialises writers on the one connection and commits or rolls back as a whole, so a document, its
+event, its audit row and its outbox row are stored together or not at all.
+
+Exchange tables (outbox, pending, quarantine, nonces) have their methods on :class:`Tx` in
+:mod:`permitnet.node.store_exchange`'s mixin, so that part of the node can grow on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import aiosqlite
+
+from permitnet.node import audit
+from permitnet.node.errors import NotFoundError, StoreError
+from permitnet.node.migrations import MIGRATIONS
+from permitnet.node.store_exchange import ExchangeMixin
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "Direction",
+    "DocumentItem",
+    "DocumentRecord",
+    "Event",
+    "Store",
+    "Tx",
+]
+
+Direction = Literal["outbound", "inbound", "paper"]
+Clock = Callable[[], int]
+_DOC_COLUMNS: Final = (
+    "id, raw, doc_type, issuer, recipient, issued_at, refers_to, reference, estimate_year, "
+    "valid_until, direction, electronically_verified, state, stored_at"
+)
+
+
+def _system_clock() -> int:
+    return int(time.time())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentItem:
+    """One item of a stored document, as indexed for balances."""
+
+    substance: str
+    base_substance: str
+    quantity_mg: int
+    base_mg: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentRecord:
+    """A stored document: the exact signed bytes plus the columns queries use."""
+
+    id: str
+    raw: bytes
+    doc_type: str
+    issuer: str
+    recipient: str
+    issued_at: int
+    direction: Direction
+    state: str
+    items: tuple[DocumentItem, ...] = ()
+    refers_to: str | None = None
+    reference: str | None = None
+    estimate_year: int | None = None
+    valid_until: str | None = None
+    electronically_verified: bool = True
+    stored_at: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One row of the event feed: a state change of a document, draft or alert."""
+
+    seq: int
+    at: int
+    kind: str
+    subject: str
+    from_state: str | None
+    to_state: str | None
+    actor: str
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the event as a JSON object for the API and the SSE feed."""
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "kind": self.kind,
+            "subject": self.subject,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "actor": self.actor,
+            "detail": self.detail,
+        }
+
+
+def _row_to_record(row: Sequence[Any], items: tuple[DocumentItem, ...]) -> DocumentRecord:
+    return DocumentRecord(
+        id=row[0],
+        raw=bytes(row[1]),
+        doc_type=row[2],
+        issuer=row[3],
+        recipient=row[4],
+        issued_at=row[5],
+        refers_to=row[6],
+        reference=row[7],
+        estimate_year=row[8],
+        valid_until=row[9],
+        direction=row[10],
+        electronically_verified=bool(row[11]),
+        state=row[12],
+        stored_at=row[13],
+        items=items,
+    )
+
+
+class Tx(ExchangeMixin):
+    """An open transaction; every method runs inside it. Obtain one from ``Store.transaction``."""
+
+    def __init__(self, conn: aiosqlite.Connection, now: int) -> None:
+        self.conn = conn
+        #: The transaction's clock reading, used for every timestamp it writes.
+        self.now = now
+        #: Event sequence numbers written in this transaction, announced after commit.
+        self.new_events: list[int] = []
+
+    async def insert_document(
+        self, record: DocumentRecord, *, actor: str, outbox_peers: Iterable[str] = ()
+    ) -> bool:
+        """Store a document, its items, its 'stored' event and audit row, and its outbox rows.
+
+        Returns:
+            True if stored now; False if a document with this id was already stored (the call is
+            then a no-op, which makes re-delivery idempotent).
+        """
+        if await self.fetchone("SELECT 1 FROM documents WHERE id = ?", (record.id,)):
+            return False
+        await self.execute(
+            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed column list
+            (
+                record.id,
+                record.raw,
+                record.doc_type,
+                record.issuer,
+                record.recipient,
+                record.issued_at,
+                record.refers_to,
+                record.reference,
+                record.estimate_year,
+                record.valid_until,
+                record.direction,
+                int(record.electronically_verified),
+                record.state,
+                self.now,
+            ),
+        )
+        await self.conn.executemany(
+            "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
+            "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
+            [
+                (record.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
+                for i, it in enumerate(record.items)
+            ],
+        )
+        for peer in outbox_peers:
+            await self.execute(
+                "INSERT INTO outbox (document_id, peer, created_at, next_attempt_at) "
+                "VALUES (?,?,?,?)",
+                (record.id, peer, self.now, self.now),
+            )
+        detail = {"doc_type": record.doc_type, "direction": record.direction}
+        await self.add_event(
+            "document",
+            record.id,
+            from_state=None,
+            to_state=record.state,
+            actor=actor,
+            detail=detail,
+        )
+        await self.audit(actor, f"store {record.doc_type}", record.id, detail)
+        return True
+
+    async def get_document(self, document_id: str) -> DocumentRecord:
+        """Return a stored document.
+
+        Raises:
+            NotFoundError: no document has this id.
+        """
+        row = await self.fetchone(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?",  # noqa: S608 - fixed column list
+            (document_id,),
+        )
+        if row is None:
+            raise NotFoundError(f"no document {document_id}")
+        items = await self.fetchall(
+            "SELECT substance, base_substance, quantity_mg, base_mg FROM document_items "
+            "WHERE document_id = ? ORDER BY item_index",
+            (document_id,),
+        )
+        return _row_to_record(
+            row,
+            tuple(
+                DocumentItem(substance=s, base_substance=b, quantity_mg=q, base_mg=m)
+                for s, b, q, m in items
+            ),
+        )
+
+    async def has_document(self, document_id: str) -> bool:
+        """Return whether a document with this id is stored."""
+        return bool(await self.fetchone("SELECT 1 FROM documents WHERE id = ?", (document_id,)))
+
+    async def set_state(
+        self, document_id: str, to_state: str, *, actor: str, detail: dict[str, Any] | None = None
+    ) -> str:
+        """Move a document to a new state, writing the event and the audit row.
+
+        Returns:
+            The previous state.
+
+        Raises:
+            NotFoundError: no document has this id.
+        """
+        row = await self.fetchone("SELECT state FROM documents WHERE id = ?", (document_id,))
+        if row is None:
+            raise NotFoundError(f"no document {document_id}")
+        from_state: str = row[0]
+        if from_state == to_state:
+            return from_state
+        await self.execute("UPDATE documents SET state = ? WHERE id = ?", (to_state, document_id))
+        await self.add_event(
+            "document",
+            document_id,
+            from_state=from_state,
+            to_state=to_state,
+            actor=actor,
+            detail=detail or {},
+        )
+        await self.audit(actor, f"state {from_state} -> {to_state}", document_id, detail or {})
+        return from_state
+
+    async def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+        """Append a row to the hash-chained audit log."""
+        await audit.append(
+            self, at=self.now, actor=actor, action=action, subject=subject, detail=detail
+        )
+
+    async def raise_alert(self, kind: str, document_id: str, message: str) -> int | None:
+        """Raise an alert once per (kind, document); return its id, or None if already raised."""
+        if await self.fetchone(
+            "SELECT 1 FROM alerts WHERE kind = ? AND document_id = ?", (kind, document_id)
+        ):
+            return None
+        alert_id = await self.execute(
+            "INSERT INTO alerts (kind, document_id, message, created_at) VALUES (?,?,?,?)",
+            (kind, document_id, message, self.now),
+        )
+        detail = {"alert_id": alert_id, "alert_kind": kind, "message": message}
+        await self.add_event(
+            "alert", document_id, from_state=None, to_state=kind, actor="node", detail=detail
+        )
+        await self.audit("node", f"alert {kind}", document_id, detail)
+        return alert_id
+
+
+class Store:
+    """The node's database. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, conn: aiosqlite.Connection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[list[int]], None]] = []
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, clock: Clock | None = None, synchronous: str = "FULL"
+    ) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``.
+
+        ``synchronous=FULL`` is the default because a committed document must survive power
+        loss, not only a crash; benchmarks may pass ``NORMAL`` and say so.
+
+        Raises:
+            StoreError: the file cannot be opened or migrated.
+        """
+        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            raise StoreError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open database {path}: {e}") from e
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute(f"PRAGMA synchronous={synchronous}")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            store = cls(conn, clock or _system_clock)
+            await store._migrate()
+        except sqlite3.Error as e:
+            await conn.close()
+            raise StoreError(f"cannot prepare database {path}: {e}") from e
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._conn.close()
+
+    def now(self) -> int:
+        """Return the store's clock reading (Unix seconds)."""
+        return self._clock()
+
+    async def _migrate(self) -> None:
+        await self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        )
+        rows = await self._conn.execute_fetchall("SELECT version FROM schema_migrations")
+        applied = {r[0] for r in rows}
+        known = {v for v, _ in MIGRATIONS}
+        if applied - known:
+            raise StoreError(
+                f"database has schema versions {sorted(applied - known)} newer than this "
+                "software: upgrade permitnet"
+            )
+        for version, sql in MIGRATIONS:
+            if version in applied:
+                continue
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    await self._conn.execute(statement)
+                await self._conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, self._clock()),
+                )
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+
+    async def schema_version(self) -> int:
+        """Return the highest applied migration number."""
+        rows = list(await self._conn.execute_fetchall("SELECT max(version) FROM schema_migrations"))
+        return int(rows[0][0])
+
+    def add_listener(self, listener: Callable[[list[int]], None]) -> None:
+        """Call ``listener(event_seqs)`` after each commit that wrote events (the SSE feed)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[list[int]], None]) -> None:
+        """Stop calling ``listener``."""
+        self._listeners.remove(listener)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Run a block in one write transaction; commit on success, roll back on any error.
+
+        Raises:
+            StoreError: SQLite refused a statement (the transaction is rolled back).
+        """
+        async with self._lock:
+            tx = Tx(self._conn, self._clock())
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield tx
+            except sqlite3.Error as e:
+                await self._conn.execute("ROLLBACK")
+                raise StoreError(f"database refused the change: {e}") from e
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            try:
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                await self._conn.execute("ROLLBACK")
+                raise StoreError(f"commit failed: {e}") from e
+        if tx.new_events:
+            for listener in list(self._listeners):
+                listener(tx.new_events)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """Run read-only queries; they see a consistent snapshot of committed data."""
+        async with self._lock:
+            await self._conn.execute("BEGIN")
+            try:
+                yield Tx(self._conn, self._clock())
+            finally:
+                await self._conn.execute("ROLLBACK")
+
+    async def get_document(self, document_id: str) -> DocumentRecord:
+        """Return a stored document.
+
+        Raises:
+            NotFoundError: no document has this id.
+        """
+        async with self.read() as tx:
+            return await tx.get_document(document_id)
+
+    async def list_documents(
+        self,
+        *,
+        doc_type: str | None = None,
+        direction: Direction | None = None,
+        state: str | None = None,
+        refers_to: str | None = None,
+        limit: int = 100,
+        before_issued_at: int | None = None,
+    ) -> list[DocumentRecord]:
+        """List documents, newest first, filtered by the given columns."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("doc_type", doc_type),
+            ("direction", direction),
+            ("state", state),
+            ("refers_to", refers_to),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if before_issued_at is not None:
+            where.append("issued_at < ?")
+            params.append(before_issued_at)
+        sql = "SELECT id FROM documents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY issued_at DESC, id LIMIT ?"
+        params.append(limit)
+        async with self.read() as tx:
+            ids = [r[0] for r in await tx.fetchall(sql, params)]
+            return [await tx.get_document(i) for i in ids]
+
+    async def events_after(self, seq: int, limit: int = 100) -> list[Event]:
+        """Return feed events with a sequence number above ``seq``, oldest first."""
+        async with self.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT seq, at, kind, subject, from_state, to_state, actor, detail FROM events "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            )
+        return [
+            Event(
+                seq=r[0],
+                at=r[1],
+                kind=r[2],
+                subject=r[3],
+                from_state=r[4],
+                to_state=r[5],
+                actor=r[6],
+                detail=json.loads(r[7]),
+            )
+            for r in rows
+        ]
+
+
+def _split_sql(script: str) -> list[str]:
+    # sqlite3.complete_statement knows where a CREATE TRIGGER ... END; really ends.
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -1,0 +1,222 @@
+"""The node store on real SQLite files: immutability, idempotency, one-transaction writes."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import TYPE_CHECKING
+
+import pytest
+
+from permitnet.node.errors import NotFoundError, ReplayError, StoreError
+from permitnet.node.store import DocumentItem, DocumentRecord, Store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+
+def _record(raw: bytes = b"signed-bytes", *, state: str = "issued") -> DocumentRecord:
+    return DocumentRecord(
+        id=hashlib.sha256(raw).hexdigest(),
+        raw=raw,
+        doc_type="import_certificate",
+        issuer="DE",
+        recipient="FR",
+        issued_at=1_700_000_000,
+        direction="outbound",
+        state=state,
+        reference="DE-IC-1",
+        estimate_year=2026,
+        valid_until="2026-12-31",
+        items=(
+            DocumentItem(
+                substance="morphine-sulfate-pentahydrate",
+                base_substance="morphine",
+                quantity_mg=1000,
+                base_mg=752,
+            ),
+        ),
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "node.sqlite3", clock=Clock())
+    yield s
+    await s.close()
+
+
+async def test_migrations_applied_once_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "n.sqlite3"
+    s = await Store.open(path)
+    assert await s.schema_version() == 1
+    await s.close()
+    s = await Store.open(path)
+    assert await s.schema_version() == 1
+    await s.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_newer_schema_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n.sqlite3"
+    s = await Store.open(path)
+    await s.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 0)")
+    with pytest.raises(StoreError, match="newer than this software"):
+        await Store.open(path)
+
+
+async def test_document_round_trip_with_outbox_in_same_transaction(store: Store) -> None:
+    rec = _record()
+    async with store.transaction() as tx:
+        assert await tx.insert_document(rec, actor="officer", outbox_peers=["FR"])
+    got = await store.get_document(rec.id)
+    assert got.raw == rec.raw
+    assert got.items == rec.items
+    assert got.stored_at == 1_700_000_000
+    async with store.read() as tx:
+        (row,) = await tx.outbox_for_document(rec.id)
+        assert row.peer == "FR"
+        assert row.raw == rec.raw
+        assert row.delivered_at is None
+    events = await store.events_after(0)
+    assert [(e.kind, e.subject, e.to_state) for e in events] == [("document", rec.id, "issued")]
+
+
+async def test_failed_transaction_stores_nothing(store: Store) -> None:
+    rec = _record()
+
+    async def crash_before_commit() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_document(rec, actor="officer", outbox_peers=["FR"])
+            raise RuntimeError("crash between document and commit")
+
+    with pytest.raises(RuntimeError):
+        await crash_before_commit()
+    with pytest.raises(NotFoundError):
+        await store.get_document(rec.id)
+    async with store.read() as tx:
+        assert await tx.outbox_for_document(rec.id) == []
+    assert await store.events_after(0) == []
+
+
+async def test_insert_is_idempotent_by_id(store: Store) -> None:
+    rec = _record()
+    async with store.transaction() as tx:
+        assert await tx.insert_document(rec, actor="a")
+    async with store.transaction() as tx:
+        assert not await tx.insert_document(rec, actor="a", outbox_peers=["FR"])
+        assert await tx.outbox_for_document(rec.id) == []
+    assert len(await store.events_after(0)) == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("UPDATE documents SET raw = x'00'", id="rewrite-raw"),
+        pytest.param("UPDATE documents SET recipient = 'IT'", id="rewrite-recipient"),
+        pytest.param("DELETE FROM documents", id="delete-document"),
+        pytest.param("UPDATE document_items SET quantity_mg = 1", id="rewrite-quantity"),
+        pytest.param("DELETE FROM events", id="delete-events"),
+        pytest.param("UPDATE audit_log SET actor = 'x'", id="rewrite-audit"),
+        pytest.param("DELETE FROM audit_log", id="delete-audit"),
+    ],
+)
+async def test_immutable_rows_refused(store: Store, statement: str) -> None:
+    async with store.transaction() as tx:
+        await tx.insert_document(_record(), actor="a")
+    with pytest.raises(StoreError, match=r"immutable|never deleted|append-only"):
+        async with store.transaction() as tx:
+            await tx.execute(statement)
+    assert (await store.get_document(_record().id)).raw == b"signed-bytes"
+
+
+async def test_state_change_writes_event_and_keeps_bytes(store: Store) -> None:
+    rec = _record()
+    async with store.transaction() as tx:
+        await tx.insert_document(rec, actor="a")
+    async with store.transaction() as tx:
+        assert await tx.set_state(rec.id, "cancelled", actor="b", detail={"why": "x"}) == "issued"
+    got = await store.get_document(rec.id)
+    assert got.state == "cancelled"
+    assert got.raw == rec.raw
+    events = await store.events_after(1)
+    assert [(e.from_state, e.to_state, e.actor) for e in events] == [("issued", "cancelled", "b")]
+    with pytest.raises(NotFoundError):
+        async with store.transaction() as tx:
+            await tx.set_state("00" * 32, "x", actor="b")
+
+
+async def test_outbox_failure_then_delivery(store: Store) -> None:
+    rec = _record()
+    async with store.transaction() as tx:
+        await tx.insert_document(rec, actor="a", outbox_peers=["FR", "IT"])
+    async with store.transaction() as tx:
+        assert {e.peer for e in await tx.outbox_due()} == {"FR", "IT"}
+        await tx.outbox_record_failure(rec.id, "FR", error="refused", next_attempt_at=tx.now + 60)
+        due = await tx.outbox_due()
+        assert [e.peer for e in due] == ["IT"]
+        assert await tx.outbox_record_delivery(rec.id, "IT", receipt=b"receipt")
+        assert not await tx.outbox_record_delivery(rec.id, "IT", receipt=b"other")
+        with pytest.raises(NotFoundError):
+            await tx.outbox_record_delivery(rec.id, "ES", receipt=None)
+    async with store.read() as tx:
+        rows = {e.peer: e for e in await tx.outbox_for_document(rec.id)}
+        assert rows["FR"].attempts == 1
+        assert rows["FR"].last_error == "refused"
+        assert rows["IT"].receipt == b"receipt"
+        assert [e.peer for e in await tx.outbox_undelivered_for_peer("FR")] == ["FR"]
+
+
+async def test_pending_quarantine_and_nonces(store: Store) -> None:
+    async with store.transaction() as tx:
+        assert await tx.add_pending("ab" * 32, b"raw", reason="dependency", waiting_for="cd" * 32)
+        assert not await tx.add_pending(
+            "ab" * 32, b"raw", reason="dependency", waiting_for="cd" * 32, error="still missing"
+        )
+        (p,) = await tx.pending(waiting_for="cd" * 32)
+        assert p.attempts == 1
+        assert p.last_error == "still missing"
+        await tx.remove_pending("ab" * 32)
+        assert await tx.pending() == []
+        seq = await tx.add_quarantine(b"garbage", reason="bad signature", from_peer="FR")
+        (q,) = await tx.quarantined()
+        assert (q.seq, q.reason, q.raw) == (seq, "bad signature", b"garbage")
+        await tx.remember_nonce("k", "n1", expires_at=tx.now + 300)
+        with pytest.raises(ReplayError):
+            await tx.remember_nonce("k", "n1", expires_at=tx.now + 300)
+        await tx.remember_nonce("other-key", "n1", expires_at=tx.now + 300)
+
+
+async def test_alert_raised_once_and_listeners_told_after_commit(store: Store) -> None:
+    seen: list[list[int]] = []
+    store.add_listener(seen.append)
+    async with store.transaction() as tx:
+        await tx.insert_document(_record(), actor="a")
+        assert seen == []
+        first = await tx.raise_alert("quantity_mismatch", _record().id, "short by 5 mg")
+        assert first is not None
+        assert await tx.raise_alert("quantity_mismatch", _record().id, "again") is None
+    assert len(seen) == 1
+    assert len(seen[0]) == 2
+
+
+async def test_list_documents_filters(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.insert_document(_record(b"a"), actor="x")
+        await tx.insert_document(_record(b"b", state="held"), actor="x")
+    assert len(await store.list_documents(doc_type="import_certificate")) == 2
+    (held,) = await store.list_documents(state="held")
+    assert held.raw == b"b"
+    assert await store.list_documents(doc_type="endorsement") == []
