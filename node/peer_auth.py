@@ -30,12 +30,15 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from permitnet.node import errors
 from permitnet.protocol.cbor import decode_cbor, encode_cbor
 from permitnet.protocol.cose import Sign1Message, sign1
-from permitnet.protocol.errors import ProtocolError
+from permitnet.protocol.errors import ProtocolError, RegistryError
+
+if TYPE_CHECKING:
+    from permitnet.protocol.registry_view import RegistryView
 
 __all__ = [
     "AUTH_SCHEME",
@@ -49,6 +52,7 @@ __all__ = [
     "RequestClaims",
     "UnknownPeerKeyError",
     "body_digest",
+    "resolver_from_registry",
     "sign_request",
     "verify_request",
 ]
@@ -98,6 +102,34 @@ class PeerKey:
 #: Looks up a key identifier valid at a Unix time; raises :class:`UnknownPeerKeyError` when the
 #: registry does not list it, or lists it as revoked, retired or not yet valid at that time.
 PeerKeyResolver = Callable[[bytes, int], PeerKey]
+
+
+def resolver_from_registry(current_view: Callable[[], RegistryView | None]) -> PeerKeyResolver:
+    """Return a key resolver over the node's current verified registry view.
+
+    A request is live traffic, so a key the registry lists as revoked is refused whatever its
+    compromise time (documents signed before the compromise stay valid; new requests do not).
+
+    Args:
+        current_view: returns the registry view in force, or None before the first one.
+    """
+
+    def resolve(kid: bytes, at: int) -> PeerKey:
+        view = current_view()
+        if view is None:
+            raise UnknownPeerKeyError("this node has no registry data yet to check peer keys")
+        key = view.key(kid)
+        if key is None:
+            raise UnknownPeerKeyError(f"key {kid.hex()} is not listed by the registry")
+        if key.status == "revoked":
+            raise UnknownPeerKeyError(f"key {kid.hex()} of {key.country} is revoked")
+        try:
+            view.check_signer(kid, key.country, at)
+        except RegistryError as e:
+            raise UnknownPeerKeyError(str(e)) from e
+        return PeerKey(country=key.country, public_key=key.public_key)
+
+    return resolve
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

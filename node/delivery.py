@@ -1,0 +1,299 @@
+"""The outbox worker: pushes signed documents to the trading country's node until it has them.
+
+The outbox row is written in the same transaction as the document (``Tx.insert_document``), so
+a document that is stored is always scheduled for delivery, across crashes and restarts: this
+worker keeps no state of its own beyond the database. It takes the due rows, groups them by
+peer country, and POSTs each group as one signed batch (``docs/exchange.md``). For each document
+the peer answers with a signed delivery receipt, which is verified and stored with the row as
+proof of delivery. A failed attempt is retried after a capped exponential backoff with jitter;
+a document the peer rejects is retried on the same schedule (the peer's registry data may lag
+behind a new key) and raises an alert once, so that an official looks at it.
+
+If the worker crashes between the peer's answer and the database update, the document is simply
+sent again after the restart: the peer acknowledges a re-delivery without changing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+
+from permitnet.node.errors import NodeError
+from permitnet.node.peer_auth import sign_request
+from permitnet.node.peer_wire import (
+    CBOR_MEDIA_TYPE,
+    MAX_BATCH,
+    PATH_DOCUMENTS,
+    DocumentResult,
+    decode_results,
+    document_id,
+    encode_byte_strings,
+)
+
+if TYPE_CHECKING:
+    from permitnet.node.keystore import SigningKey
+    from permitnet.node.store import Store
+    from permitnet.node.store_exchange import OutboxEntry
+
+__all__ = [
+    "Backoff",
+    "DeliveryError",
+    "DeliveryWorker",
+    "NodeIdentity",
+    "PeerEndpoints",
+    "ReceiptVerifier",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest batch body the worker sends; peers accept at least 1 MiB (``max_request_bytes``).
+MAX_BATCH_BYTES: Final = 768 * 1024
+#: Largest answer accepted from a peer.
+MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
+#: Alert kind raised when a peer rejects a document.
+ALERT_DELIVERY_REJECTED: Final = "delivery_rejected"
+
+#: Returns the base URLs of a country's node as the registry lists them (first tried first).
+PeerEndpoints = Callable[[str], Sequence[str]]
+#: Verifies a peer's signed receipt for a document at a time; raises ``NodeError`` if it does
+#: not prove that ``peer`` holds the document with id ``document_id``.
+ReceiptVerifier = Callable[[bytes, bytes, str, int], None]
+
+
+class DeliveryError(NodeError):
+    """A push to a peer failed as a whole: unreachable, refused, or an answer not understood."""
+
+    status_hint = 502
+    code = "delivery_failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeIdentity:
+    """Who this node is on the wire: its country and its registered signing key."""
+
+    country: str
+    key: SigningKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Capped exponential backoff with "equal jitter".
+
+    The n-th consecutive failure waits between half and all of ``min(cap, base * 2**(n-1))``
+    seconds: never zero, so a peer that is down is not hammered, and spread out, so that many
+    nodes coming back together do not all retry in the same second.
+    """
+
+    base: float = 2.0
+    cap: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base <= self.cap:
+            raise NodeError(f"backoff needs 0 < base <= cap, got {self.base} and {self.cap}")
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Return the wait in seconds after the ``failures``-th consecutive failure (1-based)."""
+        ceiling = min(self.cap, self.base * 2.0 ** min(max(failures, 1) - 1, 60))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def plan_batches(entries: Sequence[OutboxEntry]) -> list[list[OutboxEntry]]:
+    """Group due outbox rows by peer, then cut each group into batches of bounded size."""
+    by_peer: dict[str, list[OutboxEntry]] = defaultdict(list)
+    for entry in entries:
+        by_peer[entry.peer].append(entry)
+    batches: list[list[OutboxEntry]] = []
+    for group in by_peer.values():
+        current: list[OutboxEntry] = []
+        size = 0
+        for entry in group:
+            if current and (len(current) >= MAX_BATCH or size + len(entry.raw) > MAX_BATCH_BYTES):
+                batches.append(current)
+                current, size = [], 0
+            current.append(entry)
+            size += len(entry.raw) + 5  # each byte string's CBOR head is at most 5 bytes here
+        if current:
+            batches.append(current)
+    return batches
+
+
+class DeliveryWorker:
+    """Delivers due outbox rows; run :meth:`run` under the application's ``cleanup_ctx``."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        session: aiohttp.ClientSession,
+        identity: NodeIdentity,
+        endpoints: PeerEndpoints,
+        verify_receipt: ReceiptVerifier,
+        backoff: Backoff | None = None,
+        idle_poll_seconds: float = 30.0,
+        request_timeout: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._session = session
+        self._identity = identity
+        self._endpoints = endpoints
+        self._verify_receipt = verify_receipt
+        self._backoff = backoff or Backoff()
+        self._idle_poll = idle_poll_seconds
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._rng = rng or random.SystemRandom()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask the worker to look at the outbox now (a document was just stored)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled. A failed round is logged and retried, never fatal."""
+        while True:
+            try:
+                await self.deliver_due()
+            except (NodeError, OSError, aiohttp.ClientError) as e:
+                # The database or the network failed as a whole; rows stay due and are
+                # retried on the next round, so nothing is lost.
+                log.warning("delivery round failed: %s", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_time())
+            self._wake.clear()
+
+    async def _idle_time(self) -> float:
+        async with self._store.read() as tx:
+            row = await tx.fetchone(
+                "SELECT min(next_attempt_at) FROM outbox WHERE delivered_at IS NULL"
+            )
+        if row is None or row[0] is None:
+            return self._idle_poll
+        return float(min(self._idle_poll, max(0.05, row[0] - self._store.now())))
+
+    async def deliver_due(self, *, limit: int = 2000) -> int:
+        """Attempt every due outbox row once; return how many are delivered now."""
+        async with self._store.read() as tx:
+            due = await tx.outbox_due(limit=limit)
+        if not due:
+            return 0
+        delivered = 0
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._deliver_batch(batch)) for batch in plan_batches(due)]
+        for task in tasks:
+            delivered += task.result()
+        return delivered
+
+    async def _deliver_batch(self, batch: list[OutboxEntry]) -> int:
+        peer = batch[0].peer
+        try:
+            results = await self.push(peer, [entry.raw for entry in batch])
+        except DeliveryError as e:
+            await self._record_failures(batch, str(e))
+            return 0
+        return await self._record_results(batch, results)
+
+    async def push(self, peer: str, raws: Sequence[bytes]) -> list[DocumentResult]:
+        """POST signed documents to ``peer``'s node and return its checked answer.
+
+        Raises:
+            DeliveryError: no endpoint answered with a valid answer for this batch.
+        """
+        body = encode_byte_strings(raws)
+        expected = [document_id(raw) for raw in raws]
+        endpoints = list(self._endpoints(peer))
+        if not endpoints:
+            raise DeliveryError(f"the registry lists no node endpoint for {peer}")
+        errors: list[str] = []
+        for base in endpoints:
+            try:
+                answer = await self._post(base, peer, body)
+                return decode_results(answer, expected=expected, max_size=MAX_ANSWER_BYTES)
+            except DeliveryError as e:
+                errors.append(f"{base}: {e}")
+            except NodeError as e:
+                errors.append(f"{base}: answer not understood: {e}")
+        raise DeliveryError("; ".join(errors))
+
+    async def _post(self, base: str, peer: str, body: bytes) -> bytes:
+        header = sign_request(
+            method="POST",
+            target=PATH_DOCUMENTS,
+            body=body,
+            sender=self._identity.country,
+            audience=peer,
+            signing_key=self._identity.key.seed,
+            kid=self._identity.key.kid,
+            now=self._store.now(),
+        )
+        headers = {"Authorization": header, "Content-Type": CBOR_MEDIA_TYPE}
+        try:
+            async with self._session.post(
+                base.rstrip("/") + PATH_DOCUMENTS, data=body, headers=headers, timeout=self._timeout
+            ) as response:
+                answer = await response.content.read(MAX_ANSWER_BYTES + 1)
+                if response.status != 200:
+                    text = answer[:300].decode("utf-8", "replace")
+                    raise DeliveryError(f"HTTP {response.status}: {text}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise DeliveryError(f"unreachable: {type(e).__name__}: {e}") from e
+        if len(answer) > MAX_ANSWER_BYTES:
+            raise DeliveryError("answer too large")
+        return answer
+
+    async def _record_failures(self, batch: Sequence[OutboxEntry], error: str) -> None:
+        async with self._store.transaction() as tx:
+            for entry in batch:
+                delay = self._backoff.delay(entry.attempts + 1, self._rng)
+                await tx.outbox_record_failure(
+                    entry.document_id,
+                    entry.peer,
+                    error=error,
+                    next_attempt_at=tx.now + max(1, round(delay)),
+                )
+
+    async def _record_results(
+        self, batch: Sequence[OutboxEntry], results: Sequence[DocumentResult]
+    ) -> int:
+        delivered = 0
+        now = self._store.now()
+        # Receipts are verified before the transaction: verification is CPU work, and holding
+        # the store's writer lock during it would stall the node's other writers.
+        checked: list[tuple[OutboxEntry, DocumentResult, str | None]] = []
+        for entry, result in zip(batch, results, strict=True):
+            try:
+                self._verify_receipt(result.receipt, result.document_id, entry.peer, now)
+            except NodeError as e:
+                checked.append((entry, result, f"receipt refused: {e}"))
+                continue
+            checked.append((entry, result, None))
+        async with self._store.transaction() as tx:
+            for entry, result, receipt_error in checked:
+                if receipt_error is not None or not result.delivered:
+                    error = receipt_error or f"rejected by {entry.peer}: {result.reason}"
+                    delay = self._backoff.delay(entry.attempts + 1, self._rng)
+                    await tx.outbox_record_failure(
+                        entry.document_id,
+                        entry.peer,
+                        error=error,
+                        next_attempt_at=tx.now + max(1, round(delay)),
+                    )
+                    if receipt_error is None:
+                        await tx.raise_alert(
+                            ALERT_DELIVERY_REJECTED,
+                            entry.document_id,
+                            f"{entry.peer}'s node rejected the document: {result.reason}",
+                        )
+                    continue
+                if await tx.outbox_record_delivery(
+                    entry.document_id, entry.peer, receipt=result.receipt
+                ):
+                    delivered += 1
+        return delivered
