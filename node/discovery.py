@@ -1,0 +1,174 @@
+"""LAN discovery of permitnet nodes with zeroconf (``_permitnet._tcp.local.``).
+
+A node may advertise itself with a TXT record holding its country, its signing key's identifier
+and the scheme and path of its API; ``permitnet discover`` and a node's own browser list what
+answers. Nothing found here is trusted: :mod:`permitnet.node.discovery_challenge` holds the
+signed challenge a discovered node must pass before its address is used for a peer.
+
+Discovery is off by default: a node neither advertises nor browses unless its operator turns it
+on. The demo turns it on, bound to the loopback interface so that nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import TYPE_CHECKING, Final, Self
+
+from zeroconf import IPVersion, ServiceStateChange
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from permitnet.node.discovery_challenge import (
+    CHALLENGE_PATH,
+    Advertisement,
+    DiscoveredNode,
+    DiscoveryError,
+    answer_challenge,
+    make_challenge,
+    prove,
+    setup_challenge,
+    verify_answer,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from zeroconf import Zeroconf
+
+__all__ = [
+    "CHALLENGE_PATH",
+    "SERVICE_TYPE",
+    "Advertisement",
+    "Advertiser",
+    "DiscoveredNode",
+    "DiscoveryError",
+    "answer_challenge",
+    "browse",
+    "make_challenge",
+    "prove",
+    "setup_challenge",
+    "verify_answer",
+]
+
+SERVICE_TYPE: Final = "_permitnet._tcp.local."
+
+
+def _instance_name(adv: Advertisement) -> str:
+    return f"permitnet-{adv.country}-{adv.kid.hex()[:12]}.{SERVICE_TYPE}"
+
+
+class Advertiser:
+    """Announces one node on the LAN until closed. Use as an async context manager."""
+
+    def __init__(
+        self,
+        advertisement: Advertisement,
+        *,
+        port: int,
+        addresses: Sequence[str],
+        interfaces: Sequence[str] | None = None,
+    ) -> None:
+        """Prepare the announcement.
+
+        Args:
+            advertisement: the TXT record.
+            port: the TCP port the node's API listens on.
+            addresses: the IPv4 addresses to announce.
+            interfaces: the interface addresses to announce on; ``None`` means all.
+        """
+        for address in addresses:
+            ipaddress.IPv4Address(address)
+        self._info = AsyncServiceInfo(
+            SERVICE_TYPE,
+            _instance_name(advertisement),
+            addresses=[socket.inet_aton(a) for a in addresses],
+            port=port,
+            properties=advertisement.to_properties(),
+            server=f"permitnet-{advertisement.country.lower()}-{port}.local.",
+        )
+        self._interfaces = list(interfaces) if interfaces is not None else None
+        self._zeroconf: AsyncZeroconf | None = None
+
+    async def __aenter__(self) -> Self:
+        self._zeroconf = _zeroconf(self._interfaces)
+        try:
+            await self._zeroconf.async_register_service(self._info, allow_name_change=True)
+        except BaseException:
+            await self._zeroconf.async_close()
+            raise
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._zeroconf is not None:
+            await self._zeroconf.async_unregister_all_services()
+            await self._zeroconf.async_close()
+            self._zeroconf = None
+
+
+def _zeroconf(interfaces: Sequence[str] | None) -> AsyncZeroconf:
+    if interfaces is None:
+        return AsyncZeroconf(ip_version=IPVersion.V4Only)
+    return AsyncZeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only)
+
+
+async def browse(
+    duration: float, *, interfaces: Sequence[str] | None = None, stop_after: int | None = None
+) -> list[DiscoveredNode]:
+    """Listen for ``_permitnet._tcp`` announcements for up to ``duration`` seconds.
+
+    Args:
+        duration: how long to listen, at most.
+        interfaces: the interface addresses to listen on; ``None`` means all.
+        stop_after: return as soon as this many well-formed nodes were found.
+
+    Returns:
+        The nodes found with a well-formed TXT record, by name; malformed ones are skipped.
+    """
+    zc = _zeroconf(interfaces)
+    names: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_change(
+        zeroconf: Zeroconf,  # noqa: ARG001 - the signature zeroconf calls
+        service_type: str,  # noqa: ARG001
+        name: str,
+        state_change: ServiceStateChange,
+    ) -> None:
+        if state_change is not ServiceStateChange.Removed:
+            names.put_nowait(name)
+
+    found: dict[str, DiscoveredNode] = {}
+    browser = AsyncServiceBrowser(zc.zeroconf, SERVICE_TYPE, handlers=[on_change])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration
+    try:
+        while (remaining := deadline - loop.time()) > 0:
+            if stop_after is not None and len(found) >= stop_after:
+                break
+            try:
+                name = await asyncio.wait_for(names.get(), timeout=remaining)
+            except TimeoutError:
+                break
+            node = await _resolve(zc, name, timeout_ms=max(100, int(remaining * 1000)))
+            if node is not None:
+                found[name] = node
+    finally:
+        await browser.async_cancel()
+        await zc.async_close()
+    return sorted(found.values(), key=lambda n: (n.advertisement.country, n.name))
+
+
+async def _resolve(zc: AsyncZeroconf, name: str, *, timeout_ms: int) -> DiscoveredNode | None:
+    info = AsyncServiceInfo(SERVICE_TYPE, name)
+    if not await info.async_request(zc.zeroconf, min(timeout_ms, 3000)) or info.port is None:
+        return None
+    try:
+        advertisement = Advertisement.from_properties(dict(info.properties))
+    except DiscoveryError:
+        return None
+    return DiscoveredNode(
+        name=name,
+        advertisement=advertisement,
+        addresses=tuple(info.parsed_addresses(IPVersion.V4Only)),
+        port=info.port,
+    )
