@@ -1,27 +1,32 @@
 """Deterministic CBOR: RFC 8949 section 4.2.1 core deterministic encoding, decoded strictly.
 
 Encoding sorts map keys by the bytewise lexicographic order of their encodings (RFC 8949),
-not length-first as cbor2's ``canonical=True`` does (the older RFC 7049 rule); the two orders
-differ, for example, for the keys ``"b"`` and ``"aa"``. cbor2 writes the primitives, which it
-already does in shortest form with definite lengths.
+not length-first as cbor2's ``canonical=True`` does (the older RFC 7049 rule). The two orders
+differ when a key with a shorter encoding has a larger first byte: ``-1`` (``0x20``) sorts
+after ``24`` (``0x18 0x18``) here, but before it length-first. cbor2 writes the primitives,
+which it already does in shortest form with definite lengths.
 
-Decoding is our own, because cbor2 is lenient by design (it accepts non-shortest forms,
-indefinite lengths, duplicate keys and unsorted maps) and interprets many semantic tags
-(bigfloats, regular expressions, shared references) that an attacker could use for a denial
-of service. The decoder here accepts exactly one deterministic encoding of each value and
-nothing the protocol does not use:
+Decoding is our own (docs/adr/0002), because cbor2 is lenient by design (it accepts
+non-shortest forms and unsorted maps) and interprets many semantic tags (bigfloats, regular
+expressions, shared references) that an attacker could use for a denial of service. The
+decoder here accepts exactly one deterministic encoding of each value and nothing the
+protocol does not use:
 
 * unsigned and negative integers, byte strings, UTF-8 text strings, arrays, maps whose keys
   are integers or text, ``false``, ``true`` and ``null``;
 * tag 18 (COSE_Sign1) only, unless the caller allows other tag numbers;
 * no floating point (quantities are exact integers or decimal strings), no ``undefined``,
   no other simple values, no indefinite lengths.
+
+The decoder is written for speed as well as strictness: every received document goes through
+it, so the common leaves (short text, small integers) are decoded inline in the map and array
+loops rather than by a recursive call (see docs/performance.md).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Final
 
 import cbor2
@@ -31,6 +36,7 @@ from permitnet.protocol.errors import DecodeError, EncodeError, SizeLimitError
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
+    "DEFAULT_TAGS",
     "Tag",
     "decode_cbor",
     "encode_cbor",
@@ -38,7 +44,8 @@ __all__ = [
 
 #: Largest input :func:`decode_cbor` accepts unless told otherwise (a signed document is ~1.5 KB).
 DEFAULT_MAX_SIZE: Final = 256 * 1024
-#: Deepest nesting of arrays, maps and tags :func:`decode_cbor` accepts unless told otherwise.
+#: Deepest nesting of arrays, maps and tags :func:`decode_cbor` accepts unless told otherwise,
+#: and the deepest :func:`encode_cbor` produces, so that whatever we write we also read back.
 DEFAULT_MAX_DEPTH: Final = 16
 #: The tag numbers the protocol uses: 18 is COSE_Sign1 (RFC 9052).
 DEFAULT_TAGS: Final = frozenset({18})
@@ -59,6 +66,12 @@ _MAJOR_NAMES: Final = (
     "tag",
     "simple value or float",
 )
+_SIMPLE_NAMES: Final = {0xF4: "false", 0xF5: "true", 0xF6: "null"}
+
+_Reader = Callable[[int, int], tuple[object, int]]
+
+
+# Encoding ------------------------------------------------------------------------------------
 
 
 def encode_cbor(value: object) -> bytes:
@@ -66,7 +79,9 @@ def encode_cbor(value: object) -> bytes:
 
     Args:
         value: ``int``, ``bytes``, ``str``, ``bool``, ``None``, a sequence (list or tuple) or a
-            mapping with ``int`` or ``str`` keys, nested; or a :data:`Tag`.
+            mapping with ``int`` or ``str`` keys, nested at most :data:`DEFAULT_MAX_DEPTH`
+            levels; or a :data:`Tag`. Subclasses of ``str`` and ``int`` (enums) are written as
+            their plain values.
 
     Returns:
         The single deterministic encoding of ``value``.
@@ -74,46 +89,94 @@ def encode_cbor(value: object) -> bytes:
     Raises:
         EncodeError: ``value`` holds a type the protocol does not use (a float, a set, a
             datetime, ...), an integer outside the 64-bit CBOR range, a map key that is
-            neither an integer nor text, or two keys with the same encoding.
+            neither an integer nor text, two keys with the same encoding, text that is not
+            valid Unicode, or nesting deeper than :data:`DEFAULT_MAX_DEPTH`.
     """
     try:
         return cbor2.dumps(_prepare(value, 0))
     except EncodeError:
         raise
-    except (cbor2.CBOREncodeError, TypeError, ValueError, RecursionError) as e:
+    except (cbor2.CBOREncodeError, TypeError, ValueError) as e:
         raise EncodeError(f"cannot encode value: {e}") from e
 
 
+def _key_order(key: object) -> tuple[int, int, bytes]:
+    """Return a sort key that orders map keys exactly as their encodings order bytewise.
+
+    An unsigned integer's encoding grows with its value and a text string's header grows with
+    its UTF-8 length, so comparing (major type, value or length, UTF-8 bytes) is comparing
+    the encodings, without encoding each key.
+    """
+    if isinstance(key, str):
+        raw = key.encode()
+        return (3, len(raw), raw)
+    if isinstance(key, int) and not isinstance(key, bool):
+        _check_int(key)
+        return (0, key, b"") if key >= 0 else (1, -1 - key, b"")
+    raise EncodeError(f"map key {key!r} is neither an integer nor text")
+
+
+def _check_int(value: int) -> None:
+    if not _NEGINT_MIN <= value <= _UINT64_MAX:
+        raise EncodeError(f"integer {value} is outside the 64-bit CBOR range")
+
+
 def _prepare(value: object, depth: int) -> object:
-    """Return a copy of ``value`` whose maps iterate in deterministic key order."""
-    if depth > 64:
-        raise EncodeError("value nested more than 64 levels deep")
-    if value is None or isinstance(value, bool | str | bytes):
+    """Return a copy of ``value`` in plain types whose maps iterate in deterministic order."""
+    cls = value.__class__
+    if cls is str or cls is bytes or cls is bool or value is None:
         return value
-    if isinstance(value, int):
-        if not _NEGINT_MIN <= value <= _UINT64_MAX:
-            raise EncodeError(f"integer {value} is outside the 64-bit CBOR range")
-        return value
-    if isinstance(value, Mapping):
-        entries: list[tuple[bytes, object, object]] = []
-        for key, item in value.items():
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise EncodeError(f"map key {key!r} is neither an integer nor text")
-            entries.append((encode_cbor(key), key, _prepare(item, depth + 1)))
-        entries.sort(key=lambda entry: entry[0])
-        for previous, current in itertools.pairwise(entries):
-            if previous[0] == current[0]:
-                raise EncodeError(f"map key {current[1]!r} appears twice")
-        return {key: item for _, key, item in entries}
-    if isinstance(value, Sequence):
-        return [_prepare(item, depth + 1) for item in value]
+    # Concrete isinstance checks first: they are fast, while the Mapping and Sequence ABC
+    # checks below are several times slower and only needed for unusual containers.
+    if isinstance(value, int):  # bool cannot be subclassed, so this is an integer or an enum
+        _check_int(value)
+        return value if cls is int else int(value)
+    if isinstance(value, dict):
+        return _prepare_map(value, depth)
+    if isinstance(value, list | tuple):
+        return _prepare_array(value, depth)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, float):
+        raise EncodeError(f"floating-point number {value!r}: quantities must be exact integers")
     if isinstance(value, Tag):
         if isinstance(value.tag, bool) or not 0 <= value.tag <= _UINT64_MAX:
             raise EncodeError(f"tag number {value.tag!r} is out of range")
+        _check_depth(depth)
         return Tag(value.tag, _prepare(value.value, depth + 1))
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise EncodeError(f"type {type(value).__name__} is not used by the permitnet protocol")
+    if isinstance(value, Mapping):
+        return _prepare_map(value, depth)
+    if isinstance(value, Sequence):
+        return _prepare_array(value, depth)
+    raise EncodeError(f"type {cls.__name__} is not used by the permitnet protocol")
+
+
+def _check_depth(depth: int) -> None:
+    if depth >= DEFAULT_MAX_DEPTH:
+        raise EncodeError(f"value nested more than {DEFAULT_MAX_DEPTH} levels deep")
+
+
+def _prepare_map(value: Mapping[object, object], depth: int) -> dict[object, object]:
+    _check_depth(depth)
+    entries = sorted(
+        ((_key_order(key), key, item) for key, item in value.items()), key=itemgetter(0)
+    )
+    for index in range(1, len(entries)):
+        if entries[index][0] == entries[index - 1][0]:
+            raise EncodeError(f"map key {entries[index][1]!r} appears twice")
+    depth += 1
+    return {_prepare(key, depth): _prepare(item, depth) for _, key, item in entries}
+
+
+def _prepare_array(value: Sequence[object], depth: int) -> list[object]:
+    _check_depth(depth)
+    depth += 1
+    return [_prepare(item, depth) for item in value]
+
+
+# Decoding ------------------------------------------------------------------------------------
 
 
 def decode_cbor(
@@ -128,7 +191,8 @@ def decode_cbor(
     Args:
         data: the received bytes.
         max_size: the largest input accepted, in bytes.
-        max_depth: the deepest nesting of arrays, maps and tags accepted.
+        max_depth: how many levels of arrays, maps and tags may nest (0: none at all; 1: a
+            top-level array or map of plain items, and so on).
         allowed_tags: the tag numbers accepted (by default only 18, COSE_Sign1).
 
     Returns:
@@ -140,135 +204,49 @@ def decode_cbor(
         DecodeError: anything else that is not the one deterministic encoding of a value the
             protocol uses; the message says what was wrong and at which byte offset.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > max_size:
-        raise SizeLimitError(f"input of {len(data)} bytes exceeds the limit of {max_size} bytes")
-    if not data:
+    if not isinstance(data, bytes):
+        if not isinstance(data, bytearray | memoryview):
+            raise DecodeError(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+    size = len(data)
+    if size > max_size:
+        raise SizeLimitError(f"input of {size} bytes exceeds the limit of {max_size} bytes")
+    if not size:
         raise DecodeError("empty input: expected one CBOR item")
-    decoder = _Decoder(data, max_depth, allowed_tags)
-    value, end = decoder.item(0, 0)
-    if end != len(data):
-        raise DecodeError(f"{len(data) - end} trailing bytes after the CBOR item at offset {end}")
+    item = _reader(data, max_depth, allowed_tags)
+    try:
+        value, end = item(0, 0)
+    except IndexError as e:
+        # The inline fast paths index data[pos] without a bound check of their own: running
+        # off the end of the input is truncation.
+        raise DecodeError(f"truncated input: the {size} bytes end inside an item") from e
+    except RecursionError as e:  # pragma: no cover - only with a caller's huge max_depth
+        raise SizeLimitError("input nested too deeply for this interpreter") from e
+    if end != size:
+        raise DecodeError(f"{size - end} trailing bytes after the CBOR item at offset {end}")
     return value
 
 
-class _Decoder:
-    """One strict decoding pass over ``data``; positions are byte offsets into it."""
-
-    __slots__ = ("allowed_tags", "data", "max_depth", "size")
-
-    def __init__(self, data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> None:
-        self.data = data
-        self.size = len(data)
-        self.max_depth = max_depth
-        self.allowed_tags = allowed_tags
-
-    def _argument(self, info: int, pos: int, start: int) -> tuple[int, int]:
-        """Read the argument that follows an initial byte, refusing non-shortest forms."""
-        if info < 24:
-            return info, pos
-        if info > 27:
-            if info == 31:
-                major = self.data[start] >> 5
-                if major == 7:
-                    raise DecodeError(f"unexpected break code at offset {start}")
-                raise DecodeError(
-                    f"indefinite-length {_MAJOR_NAMES[major]} at offset {start}: "
-                    "only definite lengths are allowed"
-                )
-            raise DecodeError(f"reserved additional information {info} at offset {start}")
-        width = 1 << (info - 24)
-        end = pos + width
-        if end > self.size:
-            raise DecodeError(f"truncated input: the header at offset {start} needs {width} more")
-        arg = int.from_bytes(self.data[pos:end], "big")
-        if arg < (24 if width == 1 else 1 << (4 * width)):
+def _argument(data: bytes, info: int, pos: int, start: int) -> tuple[int, int]:
+    """Read the argument of an initial byte with ``info`` >= 24; refuse non-shortest forms."""
+    if info > 27:
+        if info == 31:
+            major = data[start] >> 5
             raise DecodeError(
-                f"non-shortest encoding at offset {start}: {arg} written in {width + 1} bytes"
+                f"indefinite-length {_MAJOR_NAMES[major]} at offset {start}: "
+                "only definite lengths are allowed"
             )
-        return arg, end
-
-    def item(self, pos: int, depth: int) -> tuple[object, int]:
-        """Decode the item at ``pos``; return it and the offset just after it."""
-        if pos >= self.size:
-            raise DecodeError(f"truncated input: expected an item at offset {pos}")
-        data = self.data
-        start = pos
-        initial = data[pos]
-        major = initial >> 5
-        info = initial & 0x1F
-        if major == 7:
-            return _simple(info, start), pos + 1
-        arg, pos = self._argument(info, pos + 1, start)
-        if major == 0:
-            return arg, pos
-        if major == 1:
-            return -1 - arg, pos
-        if major == 2 or major == 3:  # noqa: PLR1714 - two branches share the length check
-            end = pos + arg
-            if end > self.size:
-                raise DecodeError(
-                    f"truncated input: the {_MAJOR_NAMES[major]} at offset {start} declares "
-                    f"{arg} bytes but {self.size - pos} remain"
-                )
-            if major == 2:
-                return data[pos:end], end
-            try:
-                return data[pos:end].decode("utf-8"), end
-            except UnicodeDecodeError as e:
-                raise DecodeError(f"text string at offset {start} is not valid UTF-8") from e
-        if depth >= self.max_depth:
-            raise SizeLimitError(f"nesting deeper than {self.max_depth} levels at offset {start}")
-        if major == 4:
-            if arg > self.size - pos:
-                raise DecodeError(
-                    f"truncated input: the array at offset {start} declares {arg} items "
-                    f"but only {self.size - pos} bytes remain"
-                )
-            items: list[object] = []
-            append = items.append
-            for _ in range(arg):
-                value, pos = self.item(pos, depth + 1)
-                append(value)
-            return items, pos
-        if major == 5:
-            return self._map(arg, pos, start, depth)
-        # Major type 6 is a tag: only the tag numbers the caller allows.
-        if arg not in self.allowed_tags:
-            raise DecodeError(f"tag {arg} at offset {start} is not used by the protocol")
-        value, pos = self.item(pos, depth + 1)
-        return Tag(arg, value), pos
-
-    def _map(self, count: int, pos: int, start: int, depth: int) -> tuple[object, int]:
-        if 2 * count > self.size - pos:
-            raise DecodeError(
-                f"truncated input: the map at offset {start} declares {count} entries "
-                f"but only {self.size - pos} bytes remain"
-            )
-        data = self.data
-        result: dict[object, object] = {}
-        previous_key = b""
-        for _ in range(count):
-            key_start = pos
-            key, pos = self.item(pos, depth + 1)
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise DecodeError(
-                    f"map key at offset {key_start} is a {type(key).__name__}: "
-                    "keys must be integers or text"
-                )
-            encoded_key = data[key_start:pos]
-            if encoded_key <= previous_key:
-                if encoded_key == previous_key:
-                    raise DecodeError(f"duplicate map key {key!r} at offset {key_start}")
-                raise DecodeError(
-                    f"map key {key!r} at offset {key_start} is out of deterministic order "
-                    "(keys must be sorted by their encoded bytes)"
-                )
-            previous_key = encoded_key
-            result[key], pos = self.item(pos, depth + 1)
-        return result, pos
+        raise DecodeError(f"reserved additional information {info} at offset {start}")
+    width = 1 << (info - 24)
+    end = pos + width
+    if end > len(data):
+        raise DecodeError(f"truncated input: the header at offset {start} needs {width} more bytes")
+    arg = int.from_bytes(data[pos:end], "big")
+    if arg < (24 if width == 1 else 1 << (4 * width)):
+        raise DecodeError(
+            f"non-shortest encoding at offset {start}: {arg} written in {width + 1} bytes"
+        )
+    return arg, end
 
 
 def _simple(info: int, start: int) -> bool | None:
@@ -288,3 +266,129 @@ def _simple(info: int, start: int) -> bool | None:
     if info >= 28:
         raise DecodeError(f"reserved additional information {info} at offset {start}")
     raise DecodeError(f"simple value at offset {start} is not used by the protocol")
+
+
+def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reader:  # noqa: C901, PLR0915 - the decoder is one closure
+    """Return ``item(pos, depth) -> (value, end)`` decoding ``data``.
+
+    A closure rather than a class: the hot loops then read ``data`` and the limits as cell
+    variables instead of attributes, which is measurably faster in CPython.
+    """
+    size = len(data)
+
+    def text(start: int, pos: int, end: int) -> str:
+        if end > size:
+            raise DecodeError(
+                f"truncated input: the text string at offset {start} declares {end - pos} "
+                f"bytes but {size - pos} remain"
+            )
+        try:
+            return data[pos:end].decode()
+        except UnicodeDecodeError as e:
+            raise DecodeError(f"text string at offset {start} is not valid UTF-8") from e
+
+    def item(pos: int, depth: int) -> tuple[object, int]:
+        start = pos
+        initial = data[pos]
+        major = initial >> 5
+        if major == 7:
+            return _simple(initial & 0x1F, start), pos + 1
+        pos += 1
+        arg = initial & 0x1F
+        if arg >= 24:
+            arg, pos = _argument(data, arg, pos, start)
+        if major == 3:
+            return text(start, pos, pos + arg), pos + arg
+        if major == 0:
+            return arg, pos
+        if major == 1:
+            return -1 - arg, pos
+        if major == 2:
+            end = pos + arg
+            if end > size:
+                raise DecodeError(
+                    f"truncated input: the byte string at offset {start} declares {arg} bytes "
+                    f"but {size - pos} remain"
+                )
+            return data[pos:end], end
+        if depth >= max_depth:
+            raise SizeLimitError(f"nesting deeper than {max_depth} levels at offset {start}")
+        if major == 5:
+            return mapping(start, arg, pos, depth + 1)
+        if major == 4:
+            return array(start, arg, pos, depth + 1)
+        if arg not in allowed_tags:
+            raise DecodeError(f"tag {arg} at offset {start} is not used by the protocol")
+        value, pos = item(pos, depth + 1)
+        return Tag(arg, value), pos
+
+    def array(start: int, count: int, pos: int, depth: int) -> tuple[object, int]:
+        # Every item takes at least one byte: refuse a huge count before allocating for it.
+        if count > size - pos:
+            raise DecodeError(
+                f"truncated input: the array at offset {start} declares {count} items "
+                f"but only {size - pos} bytes remain"
+            )
+        items: list[object] = []
+        append = items.append
+        for _ in range(count):
+            initial = data[pos]
+            if 0x60 <= initial <= 0x77:  # text of 0-23 bytes
+                end = pos + initial - 0x5F
+                append(text(pos, pos + 1, end))
+                pos = end
+            elif initial <= 0x17:  # unsigned integer 0-23
+                append(initial)
+                pos += 1
+            else:
+                value, pos = item(pos, depth)
+                append(value)
+        return items, pos
+
+    def mapping(start: int, count: int, pos: int, depth: int) -> tuple[object, int]:
+        if 2 * count > size - pos:
+            raise DecodeError(
+                f"truncated input: the map at offset {start} declares {count} entries "
+                f"but only {size - pos} bytes remain"
+            )
+        result: dict[object, object] = {}
+        previous = b""
+        key: object
+        for _ in range(count):
+            key_start = pos
+            initial = data[pos]
+            if 0x60 <= initial <= 0x77:
+                pos += initial - 0x5F
+                key = text(key_start, key_start + 1, pos)
+            elif initial <= 0x17:
+                pos += 1
+                key = initial
+            elif (initial >> 5) in (0, 1, 3):
+                key, pos = item(pos, depth)
+            else:
+                kind = _SIMPLE_NAMES.get(initial) or _MAJOR_NAMES[initial >> 5]
+                raise DecodeError(
+                    f"map key at offset {key_start} is a {kind}: keys must be integers or text"
+                )
+            encoded = data[key_start:pos]
+            if encoded <= previous:
+                if encoded == previous:
+                    raise DecodeError(f"duplicate map key {key!r} at offset {key_start}")
+                raise DecodeError(
+                    f"map key {key!r} at offset {key_start} is out of deterministic order "
+                    "(keys must be sorted by their encoded bytes)"
+                )
+            previous = encoded
+            initial = data[pos]
+            if 0x60 <= initial <= 0x77:
+                end = pos + initial - 0x5F
+                result[key] = text(pos, pos + 1, end)
+                pos = end
+            elif initial <= 0x17:
+                result[key] = initial
+                pos += 1
+            else:
+                result[key], pos = item(pos, depth)
+        return result, pos
+
+    return item

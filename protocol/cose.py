@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
 
 import nacl.bindings
 import nacl.exceptions
@@ -27,6 +28,9 @@ from permitnet.protocol.errors import (
     ProtocolError,
     SignatureError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "ALG_EDDSA",
@@ -52,6 +56,7 @@ UNDERSTOOD_CRITICAL: Final[frozenset[int | str]] = frozenset()
 MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 _SIGNATURE_SIZE: Final = 64
 _KEY_SIZE: Final = 32
+_MAX_CONTENT_FORMAT: Final = 0xFFFF
 
 
 def public_key_from_seed(signing_key: bytes) -> bytes:
@@ -75,9 +80,40 @@ def _signing_key(seed: bytes) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(seed)
 
 
+def _bstr_header(length: int) -> bytes:
+    """Return the shortest CBOR header of a byte string of ``length`` bytes."""
+    if length < 24:
+        return bytes((0x40 | length,))
+    if length < 0x100:
+        return bytes((0x58, length))
+    if length < 0x10000:
+        return b"\x59" + length.to_bytes(2, "big")
+    if length < 0x100000000:
+        return b"\x5a" + length.to_bytes(4, "big")
+    return b"\x5b" + length.to_bytes(8, "big")
+
+
+#: ``["Signature1", ...`` up to the protected header: array of 4, text of 10 bytes.
+_SIG_STRUCTURE_PREFIX: Final = b"\x84\x6aSignature1"
+
+
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
-    # RFC 9052 section 4.4: ["Signature1", body_protected, external_aad, payload].
-    return encode_cbor(["Signature1", protected, b"", payload])
+    """Return the bytes signed (RFC 9052 section 4.4).
+
+    ``["Signature1", body_protected, external_aad, payload]`` with an empty external_aad,
+    written directly: it equals ``encode_cbor`` of that array (a test holds it so) without
+    the cost of the generic encoder on the verification path.
+    """
+    return b"".join(
+        (
+            _SIG_STRUCTURE_PREFIX,
+            _bstr_header(len(protected)),
+            protected,
+            b"\x40",
+            _bstr_header(len(payload)),
+            payload,
+        )
+    )
 
 
 def sign1(
@@ -93,13 +129,15 @@ def sign1(
         payload: the bytes to sign (a permitnet document's deterministic CBOR payload).
         signing_key: the 32-byte Ed25519 seed.
         kid: the key identifier, placed in the protected header so that it is signed.
-        content_type: optional content type (header label 3).
+        content_type: optional content type (header label 3): a media type as text, or a
+            CoAP content-format number (0-65535).
 
     Returns:
         The encoded, tagged COSE_Sign1 message.
 
     Raises:
-        SignatureError: the key is not a 32-byte seed or ``kid`` is not bytes.
+        SignatureError: the payload or ``kid`` is not bytes, the key is not a 32-byte seed,
+            or the content type is neither text nor a content-format number.
     """
     if not isinstance(payload, bytes):
         raise SignatureError("the payload must be bytes")
@@ -107,6 +145,7 @@ def sign1(
         raise SignatureError("kid must be bytes")
     header: dict[int, object] = {HEADER_ALG: ALG_EDDSA, HEADER_KID: kid}
     if content_type is not None:
+        _check_content_type(content_type)
         header[HEADER_CONTENT_TYPE] = content_type
     protected = encode_cbor(header)
     signature = _signing_key(signing_key).sign(_sig_structure(protected, payload)).signature
@@ -123,8 +162,8 @@ class Sign1Message:
 
     raw: bytes
     protected_bytes: bytes
-    protected: dict[int | str, object]
-    unprotected: dict[int | str, object]
+    protected: Mapping[int | str, object]
+    unprotected: Mapping[int | str, object]
     payload: bytes
     signature: bytes
 
@@ -149,14 +188,18 @@ class Sign1Message:
     def from_bytes(cls, message: bytes) -> Sign1Message:
         """Parse a tagged or untagged COSE_Sign1 message strictly.
 
+        Args:
+            message: the COSE_Sign1 bytes as received.
+
         Raises:
-            DecodeError: the bytes are not strict deterministic CBOR.
+            DecodeError: the bytes are not strict deterministic CBOR, or use a tag other than
+                18 (COSE_Sign1).
+            SizeLimitError: the message is larger than :data:`MAX_MESSAGE_SIZE`.
             SignatureError: the structure or the headers are not acceptable.
         """
         item = decode_cbor(message, max_size=MAX_MESSAGE_SIZE, max_depth=4)
         if isinstance(item, Tag):
-            if item.tag != COSE_SIGN1_TAG:  # pragma: no cover - the decoder refuses other tags
-                raise SignatureError(f"expected COSE_Sign1 tag 18, got tag {item.tag}")
+            # The decoder admits no tag but 18; a tag inside the tag is not a COSE_Sign1.
             item = item.value
         if not isinstance(item, list) or len(item) != 4:
             raise SignatureError("a COSE_Sign1 message is an array of four items")
@@ -172,18 +215,29 @@ class Sign1Message:
         if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_SIZE:
             raise SignatureError("an Ed25519 signature is a 64-byte string")
         protected = _parse_protected(protected_bytes)
+        if unprotected:
+            _refuse_tags(unprotected)
         _check_headers(protected, unprotected)
         return cls(
-            raw=bytes(message),
+            raw=message if isinstance(message, bytes) else bytes(message),
             protected_bytes=protected_bytes,
-            protected=protected,
-            unprotected=unprotected,
+            protected=MappingProxyType(protected),
+            unprotected=MappingProxyType(unprotected),
             payload=payload,
             signature=signature,
         )
 
     def verify(self, public_key: bytes) -> bytes:
         """Verify the signature with an Ed25519 public key and return the payload.
+
+        The algorithm is the key's, EdDSA, whatever the message says; parsing has already
+        refused any message whose protected ``alg`` is not EdDSA.
+
+        Args:
+            public_key: the signer's registered 32-byte Ed25519 public key.
+
+        Returns:
+            The payload bytes, now authentic.
 
         Raises:
             SignatureError: the public key is not 32 bytes.
@@ -193,6 +247,8 @@ class Sign1Message:
             raise SignatureError("an Ed25519 public key is 32 bytes")
         to_be_signed = _sig_structure(self.protected_bytes, self.payload)
         try:
+            # libsodium refuses non-canonical S (S >= L) and small-order keys and R, so a
+            # malleated signature never verifies.
             nacl.bindings.crypto_sign_open(self.signature + to_be_signed, public_key)
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as e:
             raise InvalidSignatureError("the signature does not verify with this key") from e
@@ -203,7 +259,9 @@ def _parse_protected(protected_bytes: bytes) -> dict[int | str, object]:
     if not protected_bytes:
         raise SignatureError("the protected header is empty: it must hold at least alg")
     try:
-        protected = decode_cbor(protected_bytes, max_size=4096, max_depth=3)
+        protected = decode_cbor(
+            protected_bytes, max_size=4096, max_depth=3, allowed_tags=frozenset()
+        )
     except DecodeError as e:
         raise SignatureError(f"the protected header is not strict CBOR: {e}") from e
     if not isinstance(protected, dict):
@@ -212,6 +270,27 @@ def _parse_protected(protected_bytes: bytes) -> dict[int | str, object]:
         raise SignatureError("the protected header is an empty map: it must hold at least alg")
     # The decoder only admits integer and text keys.
     return protected
+
+
+def _refuse_tags(value: object) -> None:
+    """Refuse a tag anywhere in an unprotected header: only the message itself is tagged."""
+    if isinstance(value, Tag):
+        raise SignatureError("the unprotected header holds a CBOR tag: none is used there")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_tags(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_tags(item)
+
+
+def _check_content_type(content_type: object) -> None:
+    if isinstance(content_type, str):
+        return
+    if isinstance(content_type, bool) or not isinstance(content_type, int):
+        raise SignatureError("content type must be text or a content-format number")
+    if not 0 <= content_type <= _MAX_CONTENT_FORMAT:
+        raise SignatureError(f"content-format number {content_type} is outside 0-65535")
 
 
 def _check_headers(
@@ -241,10 +320,8 @@ def _check_headers(
         if kid is not None and not isinstance(kid, bytes):
             raise SignatureError("kid must be a byte string")
         content_type = bucket.get(HEADER_CONTENT_TYPE)
-        if content_type is not None and (
-            isinstance(content_type, bool) or not isinstance(content_type, str | int)
-        ):
-            raise SignatureError("content type must be text or an unsigned integer")
+        if content_type is not None:
+            _check_content_type(content_type)
 
 
 def verify1(message: bytes, public_key: bytes) -> bytes:
@@ -252,7 +329,7 @@ def verify1(message: bytes, public_key: bytes) -> bytes:
 
     Args:
         message: the COSE_Sign1 bytes as received.
-        public_key: the signer's 32-byte Ed25519 public key.
+        public_key: the signer's registered 32-byte Ed25519 public key.
 
     Returns:
         The payload bytes, to be decoded only now that they are authentic.
