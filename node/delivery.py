@@ -63,9 +63,10 @@ ALERT_DELIVERY_REJECTED: Final = "delivery_rejected"
 
 #: Returns the base URLs of a country's node as the registry lists them (first tried first).
 PeerEndpoints = Callable[[str], Sequence[str]]
-#: Verifies a peer's signed receipt for a document at a time; raises ``NodeError`` if it does
-#: not prove that ``peer`` holds the document with id ``document_id``.
-ReceiptVerifier = Callable[[bytes, bytes, str, int], None]
+#: Verifies a peer's signed receipt for a document (receipt, document id, peer, now) and returns
+#: its status, ``accepted`` or ``rejected``; raises ``NodeError`` if it does not prove that
+#: ``peer`` decided on the document with that id.
+ReceiptVerifier = Callable[[bytes, bytes, str, int], str]
 
 
 class DeliveryError(NodeError):
@@ -266,34 +267,46 @@ class DeliveryWorker:
         now = self._store.now()
         # Receipts are verified before the transaction: verification is CPU work, and holding
         # the store's writer lock during it would stall the node's other writers.
-        checked: list[tuple[OutboxEntry, DocumentResult, str | None]] = []
-        for entry, result in zip(batch, results, strict=True):
-            try:
-                self._verify_receipt(result.receipt, result.document_id, entry.peer, now)
-            except NodeError as e:
-                checked.append((entry, result, f"receipt refused: {e}"))
-                continue
-            checked.append((entry, result, None))
+        verdicts = [
+            self._verdict(entry, result, now) for entry, result in zip(batch, results, strict=True)
+        ]
         async with self._store.transaction() as tx:
-            for entry, result, receipt_error in checked:
-                if receipt_error is not None or not result.delivered:
-                    error = receipt_error or f"rejected by {entry.peer}: {result.reason}"
-                    delay = self._backoff.delay(entry.attempts + 1, self._rng)
-                    await tx.outbox_record_failure(
-                        entry.document_id,
-                        entry.peer,
-                        error=error,
-                        next_attempt_at=tx.now + max(1, round(delay)),
-                    )
-                    if receipt_error is None:
-                        await tx.raise_alert(
-                            ALERT_DELIVERY_REJECTED,
-                            entry.document_id,
-                            f"{entry.peer}'s node rejected the document: {result.reason}",
-                        )
+            for entry, result, (error, alert) in zip(batch, results, verdicts, strict=True):
+                if error is None:
+                    if await tx.outbox_record_delivery(
+                        entry.document_id, entry.peer, receipt=result.receipt
+                    ):
+                        delivered += 1
                     continue
-                if await tx.outbox_record_delivery(
-                    entry.document_id, entry.peer, receipt=result.receipt
-                ):
-                    delivered += 1
+                delay = self._backoff.delay(entry.attempts + 1, self._rng)
+                await tx.outbox_record_failure(
+                    entry.document_id,
+                    entry.peer,
+                    error=error,
+                    next_attempt_at=tx.now + max(1, round(delay)),
+                )
+                if alert:
+                    await tx.raise_alert(
+                        ALERT_DELIVERY_REJECTED,
+                        entry.document_id,
+                        f"{entry.peer}'s node rejected the document: {result.reason}",
+                    )
         return delivered
+
+    def _verdict(
+        self, entry: OutboxEntry, result: DocumentResult, now: int
+    ) -> tuple[str | None, bool]:
+        """Return (error to record or None when delivered, whether to raise the alert)."""
+        if result.outcome == "pending":
+            return f"held as pending by {entry.peer}: {result.reason}", False
+        try:
+            status = self._verify_receipt(result.receipt, result.document_id, entry.peer, now)
+        except NodeError as e:
+            return f"receipt refused: {e}", False
+        if result.outcome == "rejected":
+            if status != "rejected":
+                return "answer says rejected but the signed receipt does not", False
+            return f"rejected by {entry.peer}: {result.reason}", True
+        if status != "accepted":
+            return f"answer says {result.outcome} but the signed receipt says {status}", False
+        return None, False

@@ -119,7 +119,9 @@ class DocumentResult:
         document_id: SHA-256 of the document's signed bytes (32 bytes).
         outcome: what the receiver did with it.
         reason: why, for ``pending`` and ``rejected``; empty otherwise.
-        receipt: the receiver's signed delivery receipt (COSE_Sign1 bytes), for every outcome.
+        receipt: the receiver's signed delivery receipt (COSE_Sign1 bytes): status ``accepted``
+            for ``accepted`` and ``duplicate``, ``rejected`` for ``rejected``; empty for
+            ``pending``, which the sender offers again later until it gets a verdict.
     """
 
     document_id: bytes
@@ -135,8 +137,8 @@ class DocumentResult:
 
     @property
     def delivered(self) -> bool:
-        """Whether the receiver now holds the document durably, so the sender may stop."""
-        return self.outcome != "rejected"
+        """Whether the receiver has accepted the document, so the sender may stop sending it."""
+        return self.outcome in {"accepted", "duplicate"}
 
     def to_payload(self) -> dict[str, object]:
         """Return the result as a CBOR-ready map."""

@@ -69,7 +69,7 @@ def test_results_round_trip_and_delivered_flag() -> None:
         encode_results(results), expected=[document_id(r) for r in raws], max_size=LIMIT
     )
     assert decoded == results
-    assert [r.delivered for r in decoded] == [True, True, True, False]
+    assert [r.delivered for r in decoded] == [True, True, False, False]
 
 
 BAD_RESULTS: list[tuple[str, bytes, str]] = [
