@@ -1,0 +1,414 @@
+"""The thin aiohttp fetcher a node uses to keep its registry view fresh.
+
+All trust decisions are made by :class:`permitnet.protocol.registry_client.TrustedRegistry`;
+this module only does the network and the disk: it tries the mirrors in order, caps every
+download, and caches the last good state (root updates, the last full snapshot and the deltas
+applied since) so that a node keeps working when the registry is unreachable.
+
+Mirrors are untrusted: they serve the registry's signed files, and anything they alter is
+refused by the client. The fetcher uses only path-style URLs (``/v1/delta/N``), so a static
+export behind any web server works as a mirror.
+
+Freshness is explicit: :meth:`RegistryFetcher.status` says whether the data is fresh, past its
+expiry but within the grace period (keep exchanging, with warnings), or expired beyond the
+grace period (store incoming documents as pending until fresh data arrives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+
+from permitnet.node.errors import NodeError
+from permitnet.protocol.cbor import decode_cbor
+from permitnet.protocol.errors import ProtocolError, SizeLimitError
+from permitnet.protocol.registry_client import TrustedRegistry, compare_heads, verify_head
+from permitnet.protocol.registry_snapshot import (
+    MAX_DELTA_SIZE,
+    MAX_HEAD_SIZE,
+    MAX_SNAPSHOT_SIZE,
+    SignedHead,
+    decode_delta_bundle,
+    encode_delta_bundle,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from permitnet.protocol.registry_view import RegistryView
+
+__all__ = ["Freshness", "FreshnessStatus", "RegistryFetchError", "RegistryFetcher"]
+
+_log = logging.getLogger(__name__)
+
+MAX_ROOT_SIZE: Final = 64 * 1024
+MAX_PROOF_SIZE: Final = 64 * 1024
+#: How many root versions one refresh may walk (a registry rotates its root rarely).
+MAX_ROOT_STEPS: Final = 64
+#: Past this many deltas on top of the cached full snapshot, fetch a full snapshot again.
+MAX_CACHED_DELTAS: Final = 100
+_SNAPSHOT_FILE: Final = "snapshot.cbor"
+_DELTAS_FILE: Final = "deltas.cbor"
+_ROOTS_DIR: Final = "roots"
+
+
+class RegistryFetchError(NodeError):
+    """No mirror gave verified, fresh registry data; the message lists why for each mirror."""
+
+    status_hint = 503
+    code = "registry_fetch_failed"
+
+
+class Freshness(enum.StrEnum):
+    """How usable the node's registry data is."""
+
+    FRESH = "fresh"
+    STALE_IN_GRACE = "stale-in-grace"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FreshnessStatus:
+    """The freshness of the registry data at a given instant.
+
+    Attributes:
+        state: fresh, stale-in-grace (keep exchanging, warn) or expired (store incoming
+            documents as pending).
+        version: the snapshot version held, or None without any data.
+        age_seconds: how long ago the registry signed the data held, or None.
+        expires_at: when the data expired or expires, or None.
+        grace_until: until when stale data is still used, or None.
+    """
+
+    state: Freshness
+    version: int | None
+    age_seconds: int | None
+    expires_at: int | None
+    grace_until: int | None
+
+    @property
+    def accepting(self) -> bool:
+        """Whether incoming documents may be accepted (fresh or within the grace period)."""
+        return self.state is not Freshness.EXPIRED
+
+    def describe(self) -> str:
+        """Return one line for logs and the node's status page."""
+        if self.version is None:
+            return "no registry data: incoming documents are held as pending"
+        text = f"registry snapshot v{self.version}, {self.age_seconds} s old: {self.state}"
+        if self.state is Freshness.STALE_IN_GRACE:
+            text += f" (expired at {self.expires_at}, grace until {self.grace_until})"
+        elif self.state is Freshness.EXPIRED:
+            text += " beyond the grace period: incoming documents are held as pending"
+        return text
+
+
+class _MirrorError(Exception):
+    """One mirror's failure, reported with the others if all fail."""
+
+
+class RegistryFetcher:
+    """Keeps a verified registry view up to date from a list of untrusted mirrors."""
+
+    def __init__(
+        self,
+        mirrors: list[str],
+        cache_dir: Path,
+        pinned_root: bytes,
+        session: aiohttp.ClientSession,
+        grace_seconds: int,
+        *,
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        """Set up the fetcher and load the last good state from ``cache_dir``.
+
+        Args:
+            mirrors: base URLs of the registry and its mirrors, tried in order.
+            cache_dir: where the last good state is kept (created if missing).
+            pinned_root: the signed root metadata this node was set up with.
+            session: the node's one ``ClientSession``.
+            grace_seconds: how long past expiry stale data is still used.
+            timeout_seconds: the total time allowed for one download.
+
+        Raises:
+            RegistryError: the pinned root is not valid.
+            ValueError: no mirrors, or a negative grace period.
+        """
+        if not mirrors:
+            raise ValueError("at least one registry mirror URL is needed")
+        if grace_seconds < 0:
+            raise ValueError("the grace period cannot be negative")
+        self._mirrors = [m.rstrip("/") for m in mirrors]
+        self._cache_dir = cache_dir
+        self._pinned_root = pinned_root
+        self._session = session
+        self._grace = grace_seconds
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._trusted = TrustedRegistry(pinned_root)
+        self._cached_roots: list[bytes] = []
+        self._cached_snapshot: bytes | None = None
+        self._cached_deltas: list[bytes] = []
+        self._lock = asyncio.Lock()
+        self.last_error: str | None = None
+        self._load_cache()
+
+    @property
+    def current(self) -> RegistryView | None:
+        """The last good registry view, or None."""
+        return self._trusted.view
+
+    @property
+    def trusted(self) -> TrustedRegistry:
+        """The client state machine (its root and view)."""
+        return self._trusted
+
+    def status(self, now: int) -> FreshnessStatus:
+        """Return how fresh the registry data is at ``now`` (Unix seconds)."""
+        view = self._trusted.view
+        if view is None:
+            return FreshnessStatus(
+                state=Freshness.EXPIRED,
+                version=None,
+                age_seconds=None,
+                expires_at=None,
+                grace_until=None,
+            )
+        grace_until = view.expires_at + self._grace
+        if now < view.expires_at:
+            state = Freshness.FRESH
+        elif now < grace_until:
+            state = Freshness.STALE_IN_GRACE
+        else:
+            state = Freshness.EXPIRED
+        return FreshnessStatus(
+            state=state,
+            version=view.version,
+            age_seconds=max(0, now - view.issued_at),
+            expires_at=view.expires_at,
+            grace_until=grace_until,
+        )
+
+    def age(self, now: int) -> int | None:
+        """Return how many seconds ago the registry signed the data held, or None."""
+        view = self._trusted.view
+        return None if view is None else max(0, now - view.issued_at)
+
+    # ------------------------------------------------------------------ the cache
+
+    def _load_cache(self) -> None:
+        """Rebuild the trusted state from the cache, re-verifying every byte."""
+        try:
+            roots_dir = self._cache_dir / _ROOTS_DIR
+            roots = sorted(roots_dir.glob("*.cbor"), key=lambda p: int(p.stem))
+            raw_roots = [p.read_bytes() for p in roots]
+            snapshot_path = self._cache_dir / _SNAPSHOT_FILE
+            if not snapshot_path.exists() and not raw_roots:
+                return
+            trusted = TrustedRegistry(self._pinned_root)
+            for raw in raw_roots:
+                trusted.update_root(raw)
+            snapshot = snapshot_path.read_bytes() if snapshot_path.exists() else None
+            deltas: list[bytes] = []
+            if snapshot is not None:
+                trusted.update_snapshot(snapshot, now=None)
+                deltas_path = self._cache_dir / _DELTAS_FILE
+                if deltas_path.exists():
+                    deltas = decode_delta_bundle(deltas_path.read_bytes())
+                    trusted.update_deltas(deltas, now=None)
+        except (OSError, ValueError, ProtocolError) as e:
+            # A damaged cache must never be trusted; the node starts without data and
+            # holds incoming documents as pending until a refresh succeeds.
+            _log.warning("registry cache in %s refused, starting empty: %s", self._cache_dir, e)
+            self.last_error = f"cache refused: {e}"
+            return
+        self._trusted = trusted
+        self._cached_roots, self._cached_snapshot, self._cached_deltas = (
+            raw_roots,
+            snapshot,
+            deltas,
+        )
+
+    def _write(self, name: str, data: bytes) -> None:
+        path = self._cache_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+
+    def _save_cache(self) -> None:
+        base = self._trusted.root.version - len(self._cached_roots)
+        for offset, raw in enumerate(self._cached_roots, start=1):
+            self._write(f"{_ROOTS_DIR}/{base + offset}.cbor", raw)
+        if self._cached_snapshot is not None:
+            self._write(_SNAPSHOT_FILE, self._cached_snapshot)
+            self._write(_DELTAS_FILE, encode_delta_bundle(self._cached_deltas))
+
+    # ------------------------------------------------------------------ the network
+
+    async def _get(self, url: str, limit: int, *, etag: str | None = None) -> tuple[int, bytes]:
+        """GET ``url``, refusing bodies over ``limit`` bytes; return (status, body)."""
+        headers = {"If-None-Match": etag} if etag else {}
+        async with self._session.get(url, headers=headers, timeout=self._timeout) as response:
+            if response.status in (304, 404):
+                return response.status, b""
+            if response.status != 200:
+                raise _MirrorError(f"{url}: HTTP {response.status}")
+            if response.content_length is not None and response.content_length > limit:
+                raise SizeLimitError(
+                    f"{url}: {response.content_length} bytes exceeds the cap of {limit}"
+                )
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise SizeLimitError(f"{url}: response exceeds the cap of {limit} bytes")
+            return 200, bytes(body)
+
+    async def _get_required(self, url: str, limit: int) -> bytes:
+        """GET ``url`` and return its body; a 404 is a failure here."""
+        status, body = await self._get(url, limit)
+        if status != 200:
+            raise _MirrorError(f"{url}: HTTP {status}")
+        return body
+
+    async def refresh(self, now: int | None = None) -> RegistryView:
+        """Fetch and verify the newest registry data from the first mirror that has it.
+
+        Args:
+            now: the current time (Unix seconds); the system clock by default.
+
+        Returns:
+            The trusted view, fresh at ``now``.
+
+        Raises:
+            RegistryFetchError: no mirror gave verified data that is fresh at ``now``; the
+                previous good state is kept (and any verified progress made).
+        """
+        async with self._lock:
+            clock = int(time.time()) if now is None else now
+            failures: list[str] = []
+            for mirror in self._mirrors:
+                try:
+                    view = await self._refresh_from(mirror, clock)
+                except (_MirrorError, ProtocolError, aiohttp.ClientError, TimeoutError) as e:
+                    reason = f"{mirror}: {type(e).__name__}: {e}"
+                    _log.warning("registry mirror refused: %s", reason)
+                    failures.append(reason)
+                    continue
+                if view.expires_at > clock:
+                    self.last_error = None
+                    return view
+                failures.append(
+                    f"{mirror}: newest data v{view.version} expired at {view.expires_at}"
+                )
+            self.last_error = "; ".join(failures)
+            raise RegistryFetchError(f"no registry mirror gave fresh data: {self.last_error}")
+
+    async def _refresh_from(self, mirror: str, now: int) -> RegistryView:
+        await self._update_roots(mirror)
+        view = self._trusted.view
+        if view is None or view.root_version != self._trusted.root.version:
+            return await self._full(mirror, now)
+        status, body = await self._get(f"{mirror}/v1/delta/{view.version}", MAX_DELTA_SIZE)
+        if status == 404 or len(self._cached_deltas) >= MAX_CACHED_DELTAS:
+            return await self._full(mirror, now)
+        deltas = decode_delta_bundle(body)
+        if not deltas:
+            return view
+        new_view = self._trusted.update_deltas(deltas, now=now)
+        self._cached_deltas.extend(deltas)
+        self._save_cache()
+        return new_view
+
+    async def _full(self, mirror: str, now: int) -> RegistryView:
+        body = await self._get_required(f"{mirror}/v1/snapshot", MAX_SNAPSHOT_SIZE)
+        view = self._trusted.update_snapshot(body, now=now)
+        self._cached_snapshot, self._cached_deltas = body, []
+        self._save_cache()
+        return view
+
+    async def _update_roots(self, mirror: str) -> None:
+        for _ in range(MAX_ROOT_STEPS):
+            version = self._trusted.root.version + 1
+            status, body = await self._get(f"{mirror}/v1/root/{version}", MAX_ROOT_SIZE)
+            if status == 404:
+                return
+            self._trusted.update_root(body)
+            self._cached_roots.append(body)
+            self._save_cache()
+        raise _MirrorError(f"{mirror}: more than {MAX_ROOT_STEPS} root versions at once")
+
+    # ------------------------------------------------------------------ split view
+
+    async def fetch_head(self) -> bytes:
+        """Return the registry's latest signed log head, verified, as bytes to give peers.
+
+        Raises:
+            RegistryFetchError: no mirror served a valid head.
+        """
+        failures: list[str] = []
+        for mirror in self._mirrors:
+            try:
+                body = await self._get_required(f"{mirror}/v1/head", MAX_HEAD_SIZE)
+                verify_head(body, self._trusted.root)
+            except (_MirrorError, ProtocolError, aiohttp.ClientError, TimeoutError) as e:
+                failures.append(f"{mirror}: {e}")
+                continue
+            return body
+        raise RegistryFetchError(f"no registry mirror gave a valid head: {'; '.join(failures)}")
+
+    async def check_peer_head(self, peer_head: bytes) -> SignedHead:
+        """Compare a peer's registry-signed head with this node's view (split-view detection).
+
+        Returns:
+            The peer's verified head, when it is consistent with this node's log.
+
+        Raises:
+            RegistryError: the peer's head is not registry-signed (a subclass), or
+                ``SplitViewError``: the registry showed the two nodes different logs.
+            RegistryFetchError: no view yet, or no mirror served the consistency proof.
+        """
+        view = self._trusted.view
+        if view is None:
+            raise RegistryFetchError("no registry view to compare with")
+        theirs = verify_head(peer_head, self._trusted.root)
+        mine = SignedHead(
+            version=view.version,
+            issued_at=view.issued_at,
+            root_version=view.root_version,
+            log_size=view.log_size,
+            log_root=view.log_root,
+        )
+        if mine.log_size == theirs.log_size:
+            compare_heads(mine, theirs)
+            return theirs
+        small, large = sorted((mine.log_size, theirs.log_size))
+        proof = await self._consistency_proof(small, large)
+        compare_heads(mine, theirs, proof)
+        return theirs
+
+    async def _consistency_proof(self, first: int, second: int) -> list[bytes]:
+        failures: list[str] = []
+        for mirror in self._mirrors:
+            url = f"{mirror}/v1/proof/consistency/{first}/{second}"
+            try:
+                body = await self._get_required(url, MAX_PROOF_SIZE)
+                item = decode_cbor(body, max_size=MAX_PROOF_SIZE, max_depth=3)
+            except (_MirrorError, ProtocolError, aiohttp.ClientError, TimeoutError) as e:
+                failures.append(str(e))
+                continue
+            path = item.get("path") if isinstance(item, dict) else None
+            if isinstance(path, list) and all(isinstance(p, bytes) for p in path):
+                return list(path)
+            failures.append(f"{url}: malformed proof")
+        raise RegistryFetchError(f"no consistency proof {first}->{second}: {'; '.join(failures)}")
