@@ -1,0 +1,50 @@
+"""Template filters: quantities, times, countries and identifiers written for people."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Final
+
+import pycountry
+
+from permitnet.protocol.quantities import QuantityError, format_mg
+
+__all__ = ["FILTERS", "country_name", "mg", "utc"]
+
+
+def mg(value: int | None) -> str:
+    """Write milligrams in the largest whole unit, exactly ("1.5 kg")."""
+    if value is None:
+        return "-"
+    try:
+        return format_mg(value)
+    except QuantityError:
+        return f"{value} mg"
+
+
+def utc(value: int | None) -> str:
+    """Write a Unix time as 'YYYY-MM-DD HH:MM UTC'."""
+    if value is None:
+        return "-"
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def country_name(code: str | None) -> str:
+    """Write a country code with its name: 'FR (France)'."""
+    if not code:
+        return "-"
+    country = pycountry.countries.get(alpha_2=code)
+    return f"{code} ({country.name})" if country is not None else code
+
+
+def short_id(value: str | None) -> str:
+    """The first 12 hex digits of a document identifier, enough to tell documents apart."""
+    return "-" if not value else value[:12]
+
+
+FILTERS: Final[dict[str, Any]] = {
+    "mg": mg,
+    "utc": utc,
+    "country_name": country_name,
+    "short_id": short_id,
+}
