@@ -1,0 +1,359 @@
+"""Node operations on the command line: backup, restore, databank export, and LAN discovery.
+
+``permitnet node backup DIR`` and ``restore``, ``permitnet node export DIR``, and
+``permitnet discover``. The ``node`` group is shared with :mod:`permitnet.tools.node_cli`
+(``init``, ``serve``): whichever module registers first creates the group, and the other adds
+its commands to it through :func:`node_group`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import hashlib
+import json
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from permitnet.node.backup import backup_database, check_database, restore_database
+from permitnet.node.config import CONFIG_FILE, NodeConfig
+from permitnet.node.databank import ExportFilter, count_documents, export_databank
+from permitnet.node.discovery import browse
+from permitnet.node.errors import NodeError
+from permitnet.tools.cli import CliError
+from permitnet.tools.progress import progress_bar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["node_group", "register"]
+
+MANIFEST: Final = "manifest.json"
+BACKUP_FORMAT: Final = "permitnet-node-backup-1"
+DATABASE_IN_BACKUP: Final = "node.sqlite3"
+
+_NODE_GROUPS: dict[int, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+
+
+def node_group(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Return the subcommands of the ``node`` group, creating the group if needed.
+
+    Both :mod:`permitnet.tools.node_cli` and this module add ``node`` subcommands; this is the
+    one place the group is made, so there is never a second ``node`` parser.
+    """
+    key = id(subparsers)
+    if key not in _NODE_GROUPS:
+        parser = subparsers.add_parser(
+            "node",
+            help="run and operate a country node",
+            description="Set up, run and operate a country's permitnet node.",
+        )
+        _NODE_GROUPS[key] = parser.add_subparsers(dest="node_command", metavar="COMMAND")
+        parser.set_defaults(handler=lambda _args: _print_help(parser))
+    return _NODE_GROUPS[key]
+
+
+def _one_line(
+    handler: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """Report node errors as one line (a CliError), with the traceback only on --debug."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except NodeError as e:
+            raise CliError(str(e)) from e
+
+    return run
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``node backup|restore|export`` and ``discover``."""
+    node = node_group(subparsers)
+
+    p = node.add_parser(
+        "backup",
+        help="back up a node (consistent while it runs)",
+        description="Copy the node's database with SQLite's online backup (one consistent "
+        "snapshot; the node keeps running), with node.toml, the registry root and the "
+        "signing key file, into a new directory with a manifest of SHA-256 digests.",
+    )
+    p.add_argument("dir", type=Path, help="the node directory")
+    p.add_argument("output", type=Path, nargs="?", help="backup directory to create")
+    p.add_argument(
+        "--without-key",
+        action="store_true",
+        help="leave the signing key file out (keep it in your key ceremony's safe instead)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_backup)
+
+    p = node.add_parser(
+        "restore",
+        help="restore a node from a backup (node stopped)",
+        description="Check a backup's manifest and database, then put its database in place "
+        "in the node directory. Files the directory lacks (node.toml, key, registry root) are "
+        "restored too, so a node can be rebuilt on a new machine. The node must be stopped.",
+    )
+    p.add_argument("backup", type=Path, help="a directory written by 'permitnet node backup'")
+    p.add_argument("dir", type=Path, help="the node directory to restore into")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even though a node seems to answer at the configured address",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_restore)
+
+    p = node.add_parser(
+        "export",
+        help="export the node's databank as CSV or JSON",
+        description="Write the node's documents (one row per item in CSV, one object per "
+        "document in JSON) for analysis. Consistent while the node runs.",
+    )
+    p.add_argument("dir", type=Path, help="the node directory")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", dest="fmt")
+    p.add_argument("-o", "--output", default="-", help="file to write, or - for standard output")
+    p.add_argument("--since", type=_date, help="issued on or after this date (YYYY-MM-DD)")
+    p.add_argument("--until", type=_date, help="issued before this date (YYYY-MM-DD)")
+    p.add_argument("--type", dest="doc_type", help="only this document type")
+    p.add_argument("--partner", help="only documents exchanged with this country (e.g. FR)")
+    p.add_argument(
+        "--include-signed", action="store_true", help="JSON: add each document's signed bytes"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_export)
+
+    p = subparsers.add_parser(
+        "discover",
+        help="list permitnet nodes announced on the local network",
+        description="Listen for _permitnet._tcp.local. zeroconf announcements and list each "
+        "node's country, key fingerprint and URLs. What is listed is unverified: a node uses a "
+        "discovered address only after a signed challenge checked against the registry.",
+    )
+    p.add_argument("--seconds", type=float, default=3.0, help="how long to listen (default 3)")
+    p.add_argument(
+        "--interface",
+        action="append",
+        dest="interfaces",
+        metavar="ADDRESS",
+        help="listen only on this interface address (repeatable; default: all)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=cmd_discover)
+
+
+def _date(text: str) -> int:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from e
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def _load(directory: Path) -> NodeConfig:
+    try:
+        return NodeConfig.load(directory)
+    except NodeError as e:
+        raise CliError(str(e)) from e
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@_one_line
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Back up a node directory; see the parser's description."""
+    config = _load(args.dir)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output: Path = args.output or args.dir / "backups" / f"permitnet-{config.country}-{stamp}"
+    if output.exists():
+        raise CliError(f"{output} exists: choose a new backup directory")
+    output.mkdir(parents=True)
+    try:
+        with progress_bar("backup", quiet=args.quiet) as report:
+            result = backup_database(
+                config.database_path, output / DATABASE_IN_BACKUP, progress=report
+            )
+        files: dict[str, str] = {DATABASE_IN_BACKUP: result.sha256}
+        extras = {CONFIG_FILE: args.dir / CONFIG_FILE, "registry-root": config.registry_root_path}
+        if not args.without_key:
+            extras["signing-key"] = config.key_path
+        for name, source in extras.items():
+            if source.is_file():
+                shutil.copy2(source, output / name)
+                files[name] = _sha256(output / name)
+        manifest = {
+            "format": BACKUP_FORMAT,
+            "country": config.country,
+            "created_at": int(time.time()),
+            "files": files,
+            "key_file_name": config.key_file.name,
+            "registry_root_name": config.registry_root.name,
+        }
+        (output / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+    print(
+        f"backup of {config.country} written to {output} "
+        f"({result.pages} pages, {result.size} bytes, database sha256 {result.sha256})"
+    )
+    return 0
+
+
+def _read_manifest(backup: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((backup / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise CliError(f"{backup} has no {MANIFEST}: not a permitnet node backup") from e
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read {backup / MANIFEST}: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != BACKUP_FORMAT:
+        raise CliError(f"{backup / MANIFEST} is not a {BACKUP_FORMAT} manifest")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or DATABASE_IN_BACKUP not in files:
+        raise CliError(f"{backup / MANIFEST} lists no database")
+    for name, digest in files.items():
+        path = backup / str(name)
+        if not path.is_file():
+            raise CliError(f"backup file {path} is missing")
+        if _sha256(path) != digest:
+            raise CliError(f"backup file {path} does not match its SHA-256 in the manifest")
+    return manifest
+
+
+def _node_answers(config: NodeConfig) -> bool:
+    url = f"http://{config.host}:{config.port}/healthz"
+    if config.host in {"0.0.0.0", "::"}:  # noqa: S104 - reading the config, not binding
+        url = f"http://127.0.0.1:{config.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http(s) only
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+@_one_line
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a node directory from a backup; see the parser's description."""
+    manifest = _read_manifest(args.backup)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = manifest["files"]
+    if not (args.dir / CONFIG_FILE).exists():
+        if CONFIG_FILE not in files:
+            raise CliError(f"{args.dir} has no {CONFIG_FILE} and the backup holds none")
+        shutil.copy2(args.backup / CONFIG_FILE, args.dir / CONFIG_FILE)
+    config = _load(args.dir)
+    if manifest.get("country") != config.country:
+        raise CliError(
+            f"the backup is of {manifest.get('country')}, the node directory is {config.country}"
+        )
+    if not args.force and _node_answers(config):
+        raise CliError(
+            f"a node answers at {config.host}:{config.port}: stop it before restoring "
+            "(or pass --force if that is another service)"
+        )
+    check_database(args.backup / DATABASE_IN_BACKUP)
+    for name, target in (
+        ("signing-key", config.key_path),
+        ("registry-root", config.registry_root_path),
+    ):
+        if name in files and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(args.backup / name, target)
+    with progress_bar("restore", quiet=args.quiet) as report:
+        result = restore_database(
+            args.backup / DATABASE_IN_BACKUP, config.database_path, progress=report
+        )
+    print(f"restored {config.country} database to {result.path} ({result.pages} pages)")
+    return 0
+
+
+@_one_line
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the databank; see the parser's description."""
+    config = _load(args.dir)
+    selection = ExportFilter(
+        since=args.since, until=args.until, doc_type=args.doc_type, partner=args.partner
+    )
+    total = count_documents(config.database_path, selection)
+    with contextlib.ExitStack() as stack:
+        if args.output == "-":
+            out = sys.stdout
+        else:
+            out = stack.enter_context(Path(args.output).open("w", encoding="utf-8", newline=""))
+        report = stack.enter_context(progress_bar("export", unit="documents", quiet=args.quiet))
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            report(done, total)
+
+        written = export_databank(
+            config.database_path,
+            out,
+            fmt=args.fmt,
+            selection=selection,
+            include_signed=args.include_signed,
+            country=config.country,
+            now=int(time.time()),
+            progress=advance,
+        )
+    if args.output != "-":
+        print(f"exported {written} documents to {args.output}", file=sys.stderr)
+    return 0
+
+
+@_one_line
+def cmd_discover(args: argparse.Namespace) -> int:
+    """List nodes announced on the LAN; see the parser's description."""
+    if args.seconds <= 0 or args.seconds > 600:
+        raise CliError("--seconds must be between 0 and 600")
+    nodes = asyncio.run(browse(args.seconds, interfaces=args.interfaces))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": n.name,
+                        "country": n.advertisement.country,
+                        "kid": n.advertisement.kid.hex(),
+                        "urls": list(n.urls),
+                        "verified": False,
+                    }
+                    for n in nodes
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not nodes:
+        print(f"no permitnet node announced itself within {args.seconds:g} s")
+        return 0
+    print(f"{'COUNTRY':8} {'KEY FINGERPRINT':34} URLS (unverified)")
+    for n in nodes:
+        print(f"{n.advertisement.country:8} {n.advertisement.kid.hex():34} {' '.join(n.urls)}")
+    return 0
