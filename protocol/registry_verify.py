@@ -1,0 +1,64 @@
+"""Verifying a received document against the registry: the right key, at the right time.
+
+Both the node (on every received document) and the offline ``permitnet verify`` call
+:func:`verify_document`; it is the one place that ties a document to its signer's registry
+entry.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from permitnet.protocol.registry_errors import KeyNotValidError, UnknownKeyError
+from permitnet.protocol.signed import SignedDocument, peek_kid
+
+if TYPE_CHECKING:
+    from permitnet.protocol.catalogue import Catalogue
+    from permitnet.protocol.registry_view import RegistryView
+
+__all__ = ["MAX_CLOCK_SKEW", "verify_document"]
+
+#: How far in the future a document's issue time may be (clocks of two ministries differ).
+MAX_CLOCK_SKEW: Final = 300
+
+
+def verify_document(
+    raw: bytes, view: RegistryView, *, now: int, catalogue: Catalogue | None = None
+) -> SignedDocument:
+    """Verify a signed document against the registry and return it.
+
+    The kid is read from the protected header only to find the registered key; the
+    signature is then verified with that key, and only then is the document's issuer and
+    issue time trusted to check that the key was this country's and valid when it signed.
+
+    Args:
+        raw: the COSE_Sign1 bytes as received.
+        view: the verified registry view.
+        now: the current time (Unix seconds).
+        catalogue: the substance catalogue (default: the built-in edition).
+
+    Raises:
+        UnknownKeyError: the registry does not list the signing key.
+        SignatureError: malformed message or a signature that does not verify (a subclass).
+        DocumentError: the payload is not a valid document.
+        WrongCountryError: the key belongs to another country than the issuer.
+        KeyNotValidError: the key was not valid when the document says it was issued, or
+            the issue time is in the future.
+        KeyRevokedError: the key was revoked as compromised at or before the issue time.
+    """
+    kid = peek_kid(raw)
+    key = view.key(kid)
+    if key is None:
+        raise UnknownKeyError(
+            f"document signed by key {kid.hex()}, which registry snapshot {view.version} "
+            "does not list"
+        )
+    signed = SignedDocument.verify(raw, key.public_key, catalogue=catalogue)
+    document = signed.document
+    if document.issued_at > now + MAX_CLOCK_SKEW:
+        raise KeyNotValidError(
+            f"document issued at {document.issued_at}, more than {MAX_CLOCK_SKEW} s after "
+            f"now ({now})"
+        )
+    view.check_signer(kid, document.issuer, document.issued_at)
+    return signed
