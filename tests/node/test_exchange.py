@@ -1,0 +1,353 @@
+"""The inbound pipeline on a real SQLite store: accept, duplicate, pending, reject, release."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from permitnet.node.exchange import InboundPipeline, make_receipt_verifier
+from permitnet.node.keystore import SigningKey
+from permitnet.node.registry_holder import RegistryHolder
+from permitnet.node.store import DocumentRecord, Store, Tx
+from permitnet.protocol.cose import public_key_from_seed
+from permitnet.protocol.doc_examples import (
+    EXAMPLE_ISSUED_AT,
+    example_import_certificate,
+    example_message,
+    example_seed,
+)
+from permitnet.protocol.errors import RuleViolation
+from permitnet.protocol.registry_records import CountryRecord, KeyRecord
+from permitnet.protocol.registry_view import RegistryView, fold
+from permitnet.protocol.signed import SignedDocument
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+
+NOW = EXAMPLE_ISSUED_AT + 3600
+COMPROMISED_AT = EXAMPLE_ISSUED_AT - 10
+ROGUE_SEED = hashlib.sha256(b"not registered").digest()
+REVOKED_SEED = hashlib.sha256(b"revoked DE key").digest()
+
+
+def key_record(country: str, seed: bytes, **changes: Any) -> KeyRecord:
+    public = public_key_from_seed(seed)
+    fields: dict[str, Any] = {
+        "country": country,
+        "kid": SigningKey.from_seed(seed).kid,
+        "public_key": public,
+        "valid_from": EXAMPLE_ISSUED_AT - 86_400 * 365,
+        "valid_until": None,
+        "status": "active",
+    }
+    return KeyRecord(**(fields | changes))
+
+
+def make_view(*, version: int = 1, expires_at: int = NOW + 86_400) -> RegistryView:
+    records: list[Any] = [
+        CountryRecord(
+            code=c, name=c, authority=f"{c} authority", endpoints=(f"http://{c}.test",), contact=""
+        )
+        for c in ("DE", "IN", "FR")
+    ]
+    records += [key_record(c, example_seed(c)) for c in ("DE", "IN", "FR")]
+    records.append(
+        key_record(
+            "DE",
+            REVOKED_SEED,
+            status="revoked",
+            compromised_at=COMPROMISED_AT,
+            reason="laptop stolen",
+        )
+    )
+    return RegistryView(
+        version=version,
+        issued_at=NOW - 60,
+        expires_at=expires_at,
+        root_version=1,
+        log_size=len(records),
+        log_root=bytes(32),
+        log_compact=(),
+        state=fold(records),
+    )
+
+
+class StoringApplier:
+    """Stands in for the lifecycle: stores the document, or breaks a rule when told to."""
+
+    def __init__(self) -> None:
+        self.violate: set[bytes] = set()
+        self.applied: list[bytes] = []
+
+    async def apply_received(
+        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
+    ) -> None:
+        document = signed.document
+        record = DocumentRecord(
+            id=signed.id_hex,
+            raw=signed.raw,
+            doc_type=document.DOCUMENT_TYPE,
+            issuer=document.issuer,
+            recipient=document.recipient,
+            issued_at=document.issued_at,
+            direction="inbound",
+            state="received",
+        )
+        await tx.insert_document(record, actor=f"peer:{from_peer}")
+        if signed.id in self.violate:
+            raise RuleViolation("certificate-balance", "the quantity exceeds the certificate")
+        self.applied.append(signed.id)
+
+
+def sign(document: Any, seed: bytes | None = None) -> SignedDocument:
+    seed = seed if seed is not None else example_seed(document.issuer)
+    return SignedDocument.sign(document, signing_key=seed, kid=SigningKey.from_seed(seed).kid)
+
+
+class World:
+    def __init__(self, store: Store, holder: RegistryHolder, applier: StoringApplier) -> None:
+        self.store = store
+        self.holder = holder
+        self.applier = applier
+        self.now = NOW
+        self.pipeline = InboundPipeline(
+            store=store,
+            country="IN",
+            authority="IN authority",
+            signing_key=SigningKey.from_seed(example_seed("IN")),
+            registry=holder,
+            applier=applier,
+            clock=lambda: self.now,
+            grace_seconds=3600,
+        )
+        de_holder = RegistryHolder()
+        de_holder.replace(make_view(), NOW)
+        self.de_checks_receipt: Callable[[bytes, bytes, str, int], str] = make_receipt_verifier(
+            de_holder, "DE"
+        )
+
+    async def stored(self, doc_id: bytes) -> bool:
+        async with self.store.read() as tx:
+            return await tx.has_document(doc_id.hex())
+
+    async def quarantine_reasons(self, doc_id: bytes) -> list[str]:
+        async with self.store.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT reason FROM quarantine WHERE document_id = ?", (doc_id.hex(),)
+            )
+        return [r[0] for r in rows]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    holder = RegistryHolder()
+    holder.replace(make_view(), NOW)
+    store = await Store.open(tmp_path / "in.sqlite3", clock=lambda: NOW, synchronous="NORMAL")
+    yield World(store, holder, StoringApplier())
+    await store.close()
+
+
+async def test_accepted_once_then_duplicate_changes_nothing(world: World) -> None:
+    certificate = sign(example_import_certificate())
+    (first,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert (first.outcome, first.reason) == ("accepted", "")
+    assert world.de_checks_receipt(first.receipt, certificate.id, "IN", NOW) == "accepted"
+    async with world.store.read() as tx:
+        events_before = await tx.fetchall("SELECT count(*) FROM events")
+    (again,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert again.outcome == "duplicate"
+    assert world.de_checks_receipt(again.receipt, certificate.id, "IN", NOW) == "accepted"
+    async with world.store.read() as tx:
+        assert await tx.fetchall("SELECT count(*) FROM events") == events_before
+    assert world.applier.applied == [certificate.id]
+
+
+def _flip_last_byte(raw: bytes) -> bytes:
+    return raw[:-1] + bytes([raw[-1] ^ 1])
+
+
+def _tamper_payload(raw: bytes) -> bytes:
+    # Changes one letter of the certificate number inside the signed payload.
+    return raw.replace(b"DE-IC-2026-000123", b"DE-IC-2026-000124")
+
+
+REJECTED: list[tuple[str, Callable[[], bytes], str]] = [
+    (
+        "forged: signed by a key the registry does not list",
+        lambda: sign(example_import_certificate(), ROGUE_SEED).raw,
+        "UnknownKeyError",
+    ),
+    (
+        "forged: DE's document signed with FR's key",
+        lambda: sign(example_import_certificate(), example_seed("FR")).raw,
+        "belongs to FR",
+    ),
+    (
+        "tampered signature",
+        lambda: _flip_last_byte(sign(example_import_certificate()).raw),
+        "InvalidSignatureError",
+    ),
+    (
+        "tampered payload",
+        lambda: _tamper_payload(sign(example_import_certificate()).raw),
+        "InvalidSignatureError",
+    ),
+    (
+        "wrong country: addressed to FR",
+        lambda: sign(example_import_certificate(recipient="FR", exporting_country="FR")).raw,
+        "addressed to FR, this node is IN",
+    ),
+    (
+        "revoked key, signed after the compromise",
+        lambda: sign(example_import_certificate(), REVOKED_SEED).raw,
+        "KeyRevokedError",
+    ),
+    ("not a document at all", lambda: b"\xa1\x61a\x01", "Error"),
+]
+
+
+@pytest.mark.parametrize(("make_raw", "why"), [pytest.param(c[1], c[2], id=c[0]) for c in REJECTED])
+async def test_inauthentic_or_misaddressed_documents_are_rejected_and_quarantined(
+    world: World, make_raw: Callable[[], bytes], why: str
+) -> None:
+    raw = make_raw()
+    (result,) = await world.pipeline.receive([raw], from_peer="DE")
+    assert result.outcome == "rejected"
+    assert why in result.reason
+    assert not await world.stored(result.document_id)
+    assert [why in r for r in await world.quarantine_reasons(result.document_id)] == [True]
+    assert world.de_checks_receipt(result.receipt, result.document_id, "IN", NOW) == "rejected"
+
+
+async def test_revoked_key_documents_signed_before_compromise_stay_valid(world: World) -> None:
+    early = example_import_certificate(issued_at=COMPROMISED_AT - 100)
+    (result,) = await world.pipeline.receive([sign(early, REVOKED_SEED).raw], from_peer="DE")
+    assert result.outcome == "accepted"
+
+
+async def test_rule_violation_is_rejected_and_leaves_no_partial_rows(world: World) -> None:
+    certificate = sign(example_import_certificate())
+    world.applier.violate.add(certificate.id)
+    (result,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert result.outcome == "rejected"
+    assert "certificate-balance" in result.reason
+    assert not await world.stored(certificate.id)
+    async with world.store.read() as tx:
+        assert await tx.fetchall(
+            "SELECT count(*) FROM audit_log WHERE subject = ?", (certificate.id_hex,)
+        ) == [(0,)]
+
+
+async def test_one_bad_document_does_not_block_the_batch(world: World) -> None:
+    good = sign(example_import_certificate())
+    other = sign(example_import_certificate(number="DE-IC-2026-000999"))
+    bad = _flip_last_byte(sign(example_import_certificate(number="DE-IC-2026-000777")).raw)
+    results = await world.pipeline.receive([good.raw, bad, other.raw], from_peer="DE")
+    assert [r.outcome for r in results] == ["accepted", "rejected", "accepted"]
+    assert await world.stored(good.id)
+    assert await world.stored(other.id)
+
+
+async def test_document_before_its_dependency_waits_then_is_applied(world: World) -> None:
+    certificate = sign(example_import_certificate())
+    message = sign(example_message(certificate.id, issuer="DE", recipient="IN"))
+    (early,) = await world.pipeline.receive([message.raw], from_peer="DE")
+    assert early.outcome == "pending"
+    assert early.receipt == b""
+    assert certificate.id.hex() in early.reason
+    assert not await world.stored(message.id)
+    (again,) = await world.pipeline.receive([message.raw], from_peer="DE")
+    assert again.outcome == "pending"
+    (cert_result,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert cert_result.outcome == "accepted"
+    assert await world.stored(message.id)
+    assert world.applier.applied == [certificate.id, message.id]
+    async with world.store.read() as tx:
+        assert await tx.pending() == []
+    (late,) = await world.pipeline.receive([message.raw], from_peer="DE")
+    assert late.outcome == "duplicate"
+
+
+async def test_stale_registry_holds_documents_then_accepts_when_fresh(world: World) -> None:
+    world.now = NOW + 86_400 + 3600  # past expiry (NOW + 1 day) and the 1 h grace
+    certificate = sign(example_import_certificate())
+    (held,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert held.outcome == "pending"
+    assert "registry" in held.reason
+    assert not await world.stored(certificate.id)
+    assert await world.pipeline.retry_pending() == 0  # still stale: nothing decided
+    world.holder.replace(make_view(version=2, expires_at=world.now + 86_400), world.now)
+    assert await world.pipeline.retry_pending() == 1
+    assert await world.stored(certificate.id)
+    async with world.store.read() as tx:
+        assert await tx.pending() == []
+
+
+async def test_within_grace_documents_are_still_accepted(world: World) -> None:
+    world.now = NOW + 86_400 + 1800  # expired half an hour ago, grace is one hour
+    (result,) = await world.pipeline.receive(
+        [sign(example_import_certificate()).raw], from_peer="DE"
+    )
+    assert result.outcome == "accepted"
+
+
+RECEIPT_CASES: list[
+    tuple[str, Callable[[World, SignedDocument], tuple[bytes, bytes, str]], str]
+] = [
+    (
+        "receipt for another document",
+        lambda w, c: (
+            w.pipeline.sign_receipt(
+                hashlib.sha256(b"x").digest(),
+                status="accepted",
+                reason="",
+                counterpart="DE",
+                now=NOW,
+            ),
+            c.id,
+            "IN",
+        ),
+        "another document",
+    ),
+    (
+        "receipt claimed from another peer",
+        lambda w, c: (
+            w.pipeline.sign_receipt(c.id, status="accepted", reason="", counterpart="DE", now=NOW),
+            c.id,
+            "FR",
+        ),
+        "expected from FR",
+    ),
+    (
+        "receipt addressed to another country",
+        lambda w, c: (
+            w.pipeline.sign_receipt(c.id, status="accepted", reason="", counterpart="FR", now=NOW),
+            c.id,
+            "IN",
+        ),
+        "expected from IN to DE",
+    ),
+    (
+        "not a receipt but a document",
+        lambda w, c: (sign(example_message(c.id, issuer="IN", recipient="DE")).raw, c.id, "IN"),
+        "expected a delivery receipt",
+    ),
+    ("garbage", lambda w, c: (b"\x00", c.id, "IN"), "does not verify"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "why"), [pytest.param(c[1], c[2], id=c[0]) for c in RECEIPT_CASES]
+)
+def test_receipts_that_prove_nothing_are_refused(
+    world: World, make: Callable[[World, SignedDocument], tuple[bytes, bytes, str]], why: str
+) -> None:
+    from permitnet.node.exchange import ReceiptError
+
+    certificate = sign(example_import_certificate())
+    receipt, doc_id, peer = make(world, certificate)
+    with pytest.raises(ReceiptError, match=why):
+        world.de_checks_receipt(receipt, doc_id, peer, NOW)
