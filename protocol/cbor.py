@@ -180,7 +180,7 @@ def _prepare_array(value: Sequence[object], depth: int) -> list[object]:
 
 
 def decode_cbor(
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     *,
     max_size: int = DEFAULT_MAX_SIZE,
     max_depth: int = DEFAULT_MAX_DEPTH,
@@ -189,7 +189,7 @@ def decode_cbor(
     """Decode one strict, deterministically encoded CBOR item that fills ``data`` exactly.
 
     Args:
-        data: the received bytes.
+        data: the received bytes (a bytearray or memoryview is copied first).
         max_size: the largest input accepted, in bytes.
         max_depth: how many levels of arrays, maps and tags may nest (0: none at all; 1: a
             top-level array or map of plain items, and so on).
@@ -232,6 +232,11 @@ def _argument(data: bytes, info: int, pos: int, start: int) -> tuple[int, int]:
     if info > 27:
         if info == 31:
             major = data[start] >> 5
+            if major in (0, 1, 6):
+                raise DecodeError(
+                    f"additional information 31 at offset {start} is not well-formed for a "
+                    f"{_MAJOR_NAMES[major]}"
+                )
             raise DecodeError(
                 f"indefinite-length {_MAJOR_NAMES[major]} at offset {start}: "
                 "only definite lengths are allowed"
@@ -368,7 +373,7 @@ def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reade
             else:
                 kind = _SIMPLE_NAMES.get(initial) or _MAJOR_NAMES[initial >> 5]
                 raise DecodeError(
-                    f"map key at offset {key_start} is a {kind}: keys must be integers or text"
+                    f"map key at offset {key_start} must be an integer or text, not {kind}"
                 )
             encoded = data[key_start:pos]
             if encoded <= previous:
