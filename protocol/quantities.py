@@ -24,6 +24,7 @@ __all__ = [
     "UNITS_MG",
     "QuantityError",
     "base_equivalent_mg",
+    "check_mg",
     "format_decimal",
     "format_factor",
     "format_mg",
