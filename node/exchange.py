@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
+from permitnet.node import receiving
 from permitnet.node.errors import NodeError
 from permitnet.node.peer_wire import DocumentResult, Outcome
 from permitnet.protocol.documents import (
@@ -34,13 +35,14 @@ from permitnet.protocol.documents import (
     Message,
 )
 from permitnet.protocol.errors import ProtocolError
-from permitnet.protocol.registry_errors import UnknownKeyError
-from permitnet.protocol.signed import SignedDocument, document_id, peek_kid
+from permitnet.protocol.registry_verify import verify_document
+from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from permitnet.node.keystore import SigningKey
+    from permitnet.node.lifecycle import NodeServices
     from permitnet.node.registry_holder import RegistryHolder
     from permitnet.node.store import Store, Tx
     from permitnet.protocol.registry_view import RegistryView
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_REGISTRY_GRACE_SECONDS",
     "InboundPipeline",
+    "LifecycleApplier",
     "ReceiptError",
     "ReceivedApplier",
     "make_receipt_verifier",
@@ -98,21 +101,39 @@ def referenced_document(document: Document) -> bytes | None:
     return None
 
 
-def verify_received(raw: bytes, view: RegistryView) -> SignedDocument:
+def verify_received(raw: bytes, view: RegistryView, *, now: int) -> SignedDocument:
     """Verify a received document against the registry: key, signature, schema, signer.
 
     Raises:
         ProtocolError: the bytes are malformed, the key is unknown, revoked at signing time,
-            outside its validity or another country's, the signature fails, or the payload is
-            not a valid document.
+            outside its validity or another country's, the signature fails, the issue time is
+            in the future, or the payload is not a valid document.
     """
-    kid = peek_kid(raw)
-    key = view.key(kid)
-    if key is None:
-        raise UnknownKeyError(f"key {kid.hex()} is not in registry snapshot {view.version}")
-    signed = SignedDocument.verify(raw, key.public_key)
-    view.check_signer(kid, signed.document.issuer, signed.document.issued_at)
-    return signed
+    return verify_document(raw, view, now=now)
+
+
+class LifecycleApplier:
+    """Applies received documents with the node's lifecycle, inside the pipeline's transaction.
+
+    The lifecycle's public ``apply_received`` opens a transaction per document; the pipeline
+    needs the per-document step inside its own batch transaction (group commit), which is the
+    lifecycle's ``_apply``. The duplicate, pending and release logic it wraps around that step
+    is done by the pipeline itself.
+    """
+
+    def __init__(self, services: NodeServices) -> None:
+        self._services = services
+
+    async def apply_received(
+        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
+    ) -> None:
+        """Check the Convention rules against what this node holds and store the document.
+
+        Raises:
+            RuleViolation: a rule fails; the caller rolls back to its savepoint.
+        """
+        del from_peer  # the lifecycle records the issuer as the actor
+        await receiving._apply(tx, self._services, signed)  # noqa: SLF001 - see the class docstring
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +200,7 @@ class InboundPipeline:
                 verified.append("registry data is past its grace period")
                 continue
             try:
-                verified.append(verify_received(raw, view))
+                verified.append(verify_received(raw, view, now=now))
             except ProtocolError as e:
                 verified.append(f"{type(e).__name__}: {e}")
         decisions: list[_Decision] = []
@@ -217,6 +238,9 @@ class InboundPipeline:
         document = check.document
         if document.recipient != self._country:
             reason = f"addressed to {document.recipient}, this node is {self._country}"
+            return await self._reject(tx, raw, reason=reason, from_peer=from_peer, issuer=issuer)
+        if isinstance(document, DeliveryReceipt):
+            reason = "a delivery receipt answers a delivery; it is not delivered as a document"
             return await self._reject(tx, raw, reason=reason, from_peer=from_peer, issuer=issuer)
         needed = referenced_document(document)
         if needed is not None and not await tx.has_document(needed.hex()):
@@ -269,7 +293,7 @@ class InboundPipeline:
             for entry in waiting:
                 released += 1
                 try:
-                    signed = verify_received(entry.raw, view)
+                    signed = verify_received(entry.raw, view, now=tx.now)
                 except ProtocolError as e:
                     await self._reject(
                         tx,
@@ -361,12 +385,11 @@ def make_receipt_verifier(
     """
 
     def verify(receipt: bytes, doc_id: bytes, peer: str, now: int) -> str:
-        del now
         view = registry.view
         if view is None:
             raise ReceiptError("no registry data to check the receipt's signature")
         try:
-            signed = verify_received(receipt, view)
+            signed = verify_received(receipt, view, now=now)
         except ProtocolError as e:
             raise ReceiptError(f"receipt does not verify: {e}") from e
         document = signed.document

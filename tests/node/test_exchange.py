@@ -14,6 +14,7 @@ from permitnet.node.store import DocumentRecord, Store, Tx
 from permitnet.protocol.cose import public_key_from_seed
 from permitnet.protocol.doc_examples import (
     EXAMPLE_ISSUED_AT,
+    example_delivery_receipt,
     example_import_certificate,
     example_message,
     example_seed,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
-NOW = EXAMPLE_ISSUED_AT + 3600
+NOW = EXAMPLE_ISSUED_AT + 60 * 86_400  # after every example document was issued
 COMPROMISED_AT = EXAMPLE_ISSUED_AT - 10
 ROGUE_SEED = hashlib.sha256(b"not registered").digest()
 REVOKED_SEED = hashlib.sha256(b"revoked DE key").digest()
@@ -206,6 +207,20 @@ REJECTED: list[tuple[str, Callable[[], bytes], str]] = [
         "KeyRevokedError",
     ),
     ("not a document at all", lambda: b"\xa1\x61a\x01", "Error"),
+    (
+        "a delivery receipt pushed as a document",
+        lambda: (
+            sign(
+                example_delivery_receipt(bytes(32), issuer="DE", recipient="IN", authority="DE")
+            ).raw
+        ),
+        "not delivered as a document",
+    ),
+    (
+        "issued in the future",
+        lambda: sign(example_import_certificate(issued_at=NOW + 3600)).raw,
+        "KeyNotValidError",
+    ),
 ]
 
 
