@@ -104,6 +104,7 @@ class Sheet:
     item_headings: tuple[str, ...]
     item_widths: tuple[int, ...]
     items: tuple[ItemRow, ...]
+    items_heading: str = "Substances and quantities"
     sections_after_items: tuple[Section, ...]
     verification: tuple[Field, ...]
     attachment_name: str
@@ -211,9 +212,11 @@ class _Pdf(FPDF):
 def _header(pdf: FPDF, sheet: Sheet) -> None:
     pdf.set_text_color(*_INK)
     pdf.set_font(_FONT, "B", 11)
-    pdf.multi_cell(_CONTENT_WIDTH, 5.5, sheet.issuing_country.upper(), new_x=XPos.LMARGIN)
+    pdf.multi_cell(
+        _CONTENT_WIDTH, 5.5, sheet.issuing_country.upper(), new_x=XPos.LMARGIN, align="L"
+    )
     pdf.set_font(_FONT, "", 10)
-    pdf.multi_cell(_CONTENT_WIDTH, 5, sheet.issuing_authority, new_x=XPos.LMARGIN)
+    pdf.multi_cell(_CONTENT_WIDTH, 5, sheet.issuing_authority, new_x=XPos.LMARGIN, align="L")
     pdf.ln(3)
     pdf.set_draw_color(*_INK)
     pdf.set_line_width(0.6)
@@ -254,14 +257,18 @@ def _section(pdf: FPDF, section: Section) -> None:
         return
     label_width = 55.0
     for field in section.fields:
+        top = pdf.get_y()
         pdf.set_font(_FONT, "", 8.5)
         pdf.set_text_color(*_GREY)
-        top = pdf.get_y()
-        pdf.multi_cell(label_width, 4.6, field.label, new_x=XPos.RIGHT, new_y=YPos.TOP)
+        pdf.multi_cell(label_width - 2, 4.6, field.label, new_x=XPos.LMARGIN, align="L")
+        label_bottom = pdf.get_y()
+        pdf.set_xy(_MARGIN + label_width, top)
         pdf.set_font(_FONT, "", 9.5)
         pdf.set_text_color(0, 0, 0)
-        pdf.multi_cell(_CONTENT_WIDTH - label_width, 4.6, field.value or "-", new_x=XPos.LMARGIN)
-        pdf.set_y(max(pdf.get_y(), top + 4.6) + 0.8)
+        pdf.multi_cell(
+            _CONTENT_WIDTH - label_width, 4.6, field.value or "-", new_x=XPos.LMARGIN, align="L"
+        )
+        pdf.set_y(max(pdf.get_y(), label_bottom) + 0.8)
 
 
 def _two_columns(pdf: FPDF, fields: tuple[Field, ...]) -> None:
@@ -274,10 +281,10 @@ def _two_columns(pdf: FPDF, fields: tuple[Field, ...]) -> None:
             pdf.set_xy(_MARGIN + column * (width + 4), top)
             pdf.set_font(_FONT, "", 8)
             pdf.set_text_color(*_GREY)
-            pdf.multi_cell(width, 4, field.label, new_x=XPos.LEFT)
+            pdf.multi_cell(width, 4, field.label, new_x=XPos.LEFT, align="L")
             pdf.set_font(_FONT, "", 9.5)
             pdf.set_text_color(0, 0, 0)
-            pdf.multi_cell(width, 4.6, field.value or "-", new_x=XPos.LEFT)
+            pdf.multi_cell(width, 4.6, field.value or "-", new_x=XPos.LEFT, align="L")
             bottoms.append(pdf.get_y())
         pdf.set_xy(_MARGIN, max(bottoms) + 1)
     if len(fields) % 2:
@@ -285,9 +292,10 @@ def _two_columns(pdf: FPDF, fields: tuple[Field, ...]) -> None:
 
 
 def _items(pdf: FPDF, sheet: Sheet) -> None:
-    _heading(pdf, "Substances and quantities")
+    _heading(pdf, sheet.items_heading)
     pdf.set_font(_FONT, "", 8)
     pdf.set_text_color(0, 0, 0)
+    pdf.set_fill_color(255, 255, 255)
     pdf.set_draw_color(*_GREY)
     pdf.set_line_width(0.15)
     with pdf.table(
@@ -307,7 +315,7 @@ def _items(pdf: FPDF, sheet: Sheet) -> None:
 
 def _verification(pdf: FPDF, sheet: Sheet, code: segno.QRCode, level: str) -> None:
     size = code.symbol_size(border=QUIET_ZONE_MODULES)[0] * MODULE_MM
-    needed = max(size, 4.6 * (len(sheet.verification) + 6)) + 14
+    needed = max(size, 4.6 * (len(sheet.verification) + 6)) + 10
     if pdf.get_y() + needed > pdf.h - 18:
         pdf.add_page()
     _heading(pdf, "Electronic signature and verification")
@@ -320,10 +328,10 @@ def _verification(pdf: FPDF, sheet: Sheet, code: segno.QRCode, level: str) -> No
         pdf.set_x(text_x)
         pdf.set_font(_FONT, "", 7.5)
         pdf.set_text_color(*_GREY)
-        pdf.multi_cell(text_width, 3.6, field.label, new_x=XPos.LEFT)
+        pdf.multi_cell(text_width, 3.6, field.label, new_x=XPos.LEFT, align="L")
         pdf.set_font(_FONT, "", 8.5)
         pdf.set_text_color(0, 0, 0)
-        pdf.multi_cell(text_width, 4.2, field.value, new_x=XPos.LEFT)
+        pdf.multi_cell(text_width, 4.2, field.value, new_x=XPos.LEFT, align="L")
         pdf.ln(0.8)
     pdf.set_x(text_x)
     pdf.set_font(_FONT, "", 7.5)
