@@ -141,9 +141,7 @@ def _prepare(value: object, depth: int) -> object:
         return bytes(value)
     if isinstance(value, float):
         raise EncodeError(f"floating-point number {value!r}: quantities must be exact integers")
-    if isinstance(value, Tag):
-        if isinstance(value.tag, bool) or not 0 <= value.tag <= _UINT64_MAX:
-            raise EncodeError(f"tag number {value.tag!r} is out of range")
+    if isinstance(value, Tag):  # cbor2 itself keeps tag numbers within 0 to 2**64-1
         _check_depth(depth)
         return Tag(value.tag, _prepare(value.value, depth + 1))
     if isinstance(value, Mapping):
