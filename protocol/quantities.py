@@ -162,10 +162,13 @@ def parse_quantity(text: str) -> int:
 
     Raises:
         QuantityError: no unit or an unknown unit, not a plain decimal, not a whole number of
-            milligrams (``"0.5 mg"``), or larger than :data:`MAX_QUANTITY_MG`.
+            milligrams (``"0.5 mg"``), larger than :data:`MAX_QUANTITY_MG`, or longer than 64
+            characters.
     """
     if not isinstance(text, str):
         raise QuantityError("a quantity must be text such as '1.5 kg'")
+    if len(text) > 64:
+        raise QuantityError(f"quantity text is too long ({len(text)} characters, at most 64)")
     match = _QUANTITY.fullmatch(text)
     if match is None:
         raise QuantityError(f"{text!r} is not a quantity such as '250 mg', '12.5 g' or '1 kg'")
