@@ -1,0 +1,290 @@
+"""The node-to-node HTTP endpoints and the exchange's supervised background work.
+
+:func:`setup_exchange` adds ``/peer/v1/documents``, ``/peer/v1/outbox`` and
+``/peer/v1/receipts`` (``docs/exchange.md``) and a ``cleanup_ctx`` that owns the one client
+session, the inbound pipeline, the delivery worker, the pull worker and the retry of documents
+held for stale registry data. The workers are tasks created there and cancelled and awaited
+there; a worker that fails unexpectedly is logged and restarted after a pause, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+from aiohttp import web
+
+from permitnet.node import app as node_app
+from permitnet.node.delivery import DeliveryWorker, NodeIdentity
+from permitnet.node.errors import ForbiddenError, NodeError
+from permitnet.node.exchange import InboundPipeline, LifecycleApplier, make_receipt_verifier
+from permitnet.node.peer_auth import (
+    AuthenticatedPeer,
+    NonceCache,
+    PeerKeyResolver,
+    resolver_from_registry,
+    verify_request,
+)
+from permitnet.node.peer_wire import (
+    CBOR_MEDIA_TYPE,
+    PATH_DOCUMENTS,
+    PATH_OUTBOX,
+    PATH_RECEIPTS,
+    PeerWireError,
+    decode_byte_strings,
+    encode_results,
+)
+from permitnet.node.pull import PullWorker, outbox_answer, record_receipts
+from permitnet.protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from permitnet.node.store import Store
+
+__all__ = ["EXCHANGE_KEY", "PULL_FROM_KEY", "PeerExchange", "setup_exchange"]
+
+log = logging.getLogger(__name__)
+
+#: How often documents held for stale registry data are re-checked.
+PENDING_RETRY_SECONDS: Final = 30.0
+#: Pause before restarting a worker that failed unexpectedly.
+RESTART_PAUSE_SECONDS: Final = 5.0
+
+
+@dataclass(slots=True, kw_only=True)
+class PeerExchange:
+    """The exchange's running parts, reachable from handlers and tests through the app."""
+
+    country: str
+    store: Store
+    pipeline: InboundPipeline
+    nonces: NonceCache
+    resolve_key: PeerKeyResolver
+    delivery: DeliveryWorker
+    puller: PullWorker | None
+    clock: Callable[[], int]
+
+
+EXCHANGE_KEY: Final = web.AppKey("permitnet_exchange", PeerExchange)
+#: The countries this node pulls from (set before the app starts; default none).
+PULL_FROM_KEY: Final = web.AppKey("permitnet_pull_from", tuple)
+
+
+def _error(e: NodeError | ProtocolError, status: int | None = None) -> web.Response:
+    code = getattr(e, "code", "bad_peer_body" if isinstance(e, ProtocolError) else "node_error")
+    return web.json_response(
+        {"error": {"code": code, "message": str(e)}}, status=status or e.status_hint
+    )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(request.content_length, limit)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise _too_large(None, limit) from e
+
+
+def _too_large(size: int | None, limit: int) -> PeerWireError:
+    error = PeerWireError(f"body of {size or 'more than ' + str(limit)} bytes is over {limit}")
+    error.status_hint = 413
+    return error
+
+
+def _authenticate(request: web.Request, body: bytes) -> AuthenticatedPeer:
+    exchange = request.app[EXCHANGE_KEY]
+    peer = verify_request(
+        request.headers.get("Authorization"),
+        method=request.method,
+        target=request.raw_path,
+        body=body,
+        audience=exchange.country,
+        now=exchange.clock(),
+        resolve_key=exchange.resolve_key,
+        nonces=exchange.nonces,
+    )
+    exchange.nonces.prune(exchange.clock())
+    return peer
+
+
+def _handler(
+    inner: Callable[[web.Request, PeerExchange, bytes], Awaitable[web.Response]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        exchange = request.app[EXCHANGE_KEY]
+        limit = request.app[node_app.CONFIG_KEY].max_request_bytes
+        try:
+            body = await _read_body(request, limit)
+        except PeerWireError as e:
+            return _error(e)
+        if body and request.content_type != CBOR_MEDIA_TYPE:
+            return _error(PeerWireError(f"Content-Type must be {CBOR_MEDIA_TYPE}"), 415)
+        try:
+            return await inner(request, exchange, body)
+        except (NodeError, ProtocolError) as e:
+            return _error(e)
+
+    return handle
+
+
+async def _post_documents(
+    request: web.Request, exchange: PeerExchange, body: bytes
+) -> web.Response:
+    peer = _authenticate(request, body)
+    raws = decode_byte_strings(body, max_size=len(body))
+    claims = peer.claims
+    nonce = (peer.kid, claims.nonce, claims.timestamp + 300)
+    results = await exchange.pipeline.receive(raws, from_peer=peer.country, nonce=nonce)
+    return web.Response(body=encode_results(results), content_type=CBOR_MEDIA_TYPE)
+
+
+async def _get_outbox(request: web.Request, exchange: PeerExchange, body: bytes) -> web.Response:
+    peer = _authenticate(request, body)
+    wanted = request.query.get("for", "")
+    if wanted != peer.country:
+        raise ForbiddenError(f"{peer.country} may pull only its own documents, not {wanted!r}")
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError as e:
+        raise PeerWireError("limit must be an integer") from e
+    answer = await outbox_answer(exchange.store, peer.country, limit)
+    return web.Response(body=answer, content_type=CBOR_MEDIA_TYPE)
+
+
+async def _post_receipts(request: web.Request, exchange: PeerExchange, body: bytes) -> web.Response:
+    peer = _authenticate(request, body)
+    receipts = decode_byte_strings(body, max_size=len(body))
+    answer = await record_receipts(
+        exchange.store,
+        request.app[node_app.REGISTRY_KEY],
+        country=exchange.country,
+        peer=peer.country,
+        receipts=receipts,
+        now=exchange.clock(),
+    )
+    return web.Response(body=answer, content_type=CBOR_MEDIA_TYPE)
+
+
+async def _supervise(name: str, work: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug in a worker must not stop delivery for good: the state is in the database,
+            # so restarting the worker loses nothing.
+            log.exception("%s failed; restarting in %s s", name, RESTART_PAUSE_SECONDS)
+        await asyncio.sleep(RESTART_PAUSE_SECONDS)
+
+
+async def _retry_pending_forever(pipeline: InboundPipeline) -> None:
+    while True:
+        try:
+            await pipeline.retry_pending()
+        except NodeError as e:
+            log.warning("retrying documents held for stale registry data failed: %s", e)
+        await asyncio.sleep(PENDING_RETRY_SECONDS)
+
+
+def _endpoints(app: web.Application) -> Callable[[str], Sequence[str]]:
+    def lookup(country: str) -> Sequence[str]:
+        view = app[node_app.REGISTRY_KEY].view
+        record = None if view is None else view.country(country)
+        return () if record is None else record.endpoints
+
+    return lookup
+
+
+async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[node_app.CONFIG_KEY]
+    store = app[node_app.STORE_KEY]
+    key = app[node_app.SIGNING_KEY]
+    holder = app[node_app.REGISTRY_KEY]
+    clock = app[node_app.CLOCK_KEY]
+    identity = NodeIdentity(country=config.country, key=key)
+    nonces = NonceCache()
+    async with store.read() as tx:
+        rows = await tx.fetchall("SELECT key_id, nonce, expires_at FROM nonces")
+    nonces.load([(bytes.fromhex(k) + bytes.fromhex(n), exp) for k, n, exp in rows], now=clock())
+    pipeline = InboundPipeline(
+        store=store,
+        country=config.country,
+        authority=config.authority_name,
+        signing_key=key,
+        registry=holder,
+        applier=LifecycleApplier(app[node_app.SERVICES_KEY]),
+        clock=clock,
+    )
+    async with aiohttp.ClientSession() as session:
+        delivery = DeliveryWorker(
+            store=store,
+            session=session,
+            identity=identity,
+            endpoints=_endpoints(app),
+            verify_receipt=make_receipt_verifier(holder, config.country),
+        )
+        pull_from: tuple[str, ...] = app.get(PULL_FROM_KEY, ())
+        puller = (
+            PullWorker(
+                peers=pull_from,
+                pipeline=pipeline,
+                session=session,
+                identity=identity,
+                endpoints=_endpoints(app),
+                clock=clock,
+            )
+            if pull_from
+            else None
+        )
+        app[EXCHANGE_KEY] = PeerExchange(
+            country=config.country,
+            store=store,
+            pipeline=pipeline,
+            nonces=nonces,
+            resolve_key=resolver_from_registry(lambda: holder.view),
+            delivery=delivery,
+            puller=puller,
+            clock=clock,
+        )
+
+        def wake(_seqs: list[int]) -> None:
+            delivery.wake()
+
+        store.add_listener(wake)
+        tasks = [
+            asyncio.create_task(_supervise("delivery", delivery.run), name="permitnet-delivery"),
+            asyncio.create_task(
+                _supervise("pending retry", lambda: _retry_pending_forever(pipeline)),
+                name="permitnet-pending-retry",
+            ),
+        ]
+        if puller is not None:
+            tasks.append(asyncio.create_task(_supervise("pull", puller.run), name="permitnet-pull"))
+        try:
+            yield
+        finally:
+            store.remove_listener(wake)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def setup_exchange(app: web.Application) -> None:
+    """Add the peer endpoints and the exchange's resources to a node application.
+
+    Call it after the node's own ``cleanup_ctx`` (store, key, services) has been appended: the
+    exchange's context uses them.
+    """
+    app.router.add_post(PATH_DOCUMENTS, _handler(_post_documents))
+    app.router.add_get(PATH_OUTBOX, _handler(_get_outbox))
+    app.router.add_post(PATH_RECEIPTS, _handler(_post_receipts))
+    app.cleanup_ctx.append(_exchange_ctx)
