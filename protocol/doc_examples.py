@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any, Final
 
-from permitnet.protocol.cose import key_id, public_key_from_seed
+from permitnet.protocol.cbor import Tag, encode_cbor
+from permitnet.protocol.cose import Sign1Message, key_id, public_key_from_seed
 from permitnet.protocol.doc_notices import Cancellation, DeliveryReceipt, Message
 from permitnet.protocol.doc_parts import CertificateReference, Item, Party, ReceivedItem
 from permitnet.protocol.doc_trade import (
@@ -25,11 +28,13 @@ from permitnet.protocol.doc_trade import (
     ExportDeclaration,
     ImportCertificate,
 )
+from permitnet.protocol.errors import EncodeError
 
 __all__ = [
     "EXAMPLE_EXPORTER",
     "EXAMPLE_IMPORTER",
     "EXAMPLE_ISSUED_AT",
+    "diagnostic_notation",
     "example_cancellation",
     "example_delivery_receipt",
     "example_endorsement",
@@ -39,6 +44,7 @@ __all__ = [
     "example_kid",
     "example_message",
     "example_seed",
+    "worked_example",
 ]
 
 #: 2026-01-05 09:00:00 UTC, when the example certificate is issued.
@@ -199,3 +205,74 @@ def example_export_declaration(**changes: Any) -> ExportDeclaration:
         "date_of_export": dt.date(2026, 1, 20),
     }
     return ExportDeclaration(**(fields | changes))
+
+
+def diagnostic_notation(value: object, indent: int = 0) -> str:
+    """Write a decoded CBOR value in diagnostic notation (RFC 8949 section 8), for people.
+
+    Maps are written in deterministic key order; arrays and maps holding containers are
+    spread over lines, indented by two spaces per level.
+
+    Raises:
+        EncodeError: ``value`` holds a type CBOR does not have here (a float, a set, ...).
+    """
+    pad = "  " * (indent + 1)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bytes):
+        return f"h'{value.hex()}'"
+    if isinstance(value, Tag):
+        return f"{value.tag}({diagnostic_notation(value.value, indent)})"
+    if isinstance(value, list | tuple):
+        parts = [diagnostic_notation(element, indent + 1) for element in value]
+        if not any(isinstance(e, list | tuple | Mapping) for e in value):
+            return f"[{', '.join(parts)}]"
+        return "[\n" + ",\n".join(pad + part for part in parts) + "\n" + "  " * indent + "]"
+    if isinstance(value, Mapping):
+        keys = sorted(value, key=encode_cbor)
+        parts = [
+            f"{diagnostic_notation(key)}: {diagnostic_notation(value[key], indent + 1)}"
+            for key in keys
+        ]
+        if not parts:
+            return "{}"
+        return "{\n" + ",\n".join(pad + part for part in parts) + "\n" + "  " * indent + "}"
+    raise EncodeError(f"type {type(value).__name__} has no CBOR diagnostic notation here")
+
+
+def _hex_lines(data: bytes, width: int = 32) -> str:
+    return "\n".join(data[i : i + width].hex() for i in range(0, len(data), width))
+
+
+def worked_example() -> dict[str, str]:
+    """Return the worked example of docs/protocol.md, block by block, regenerated from code.
+
+    Keys name the blocks of the document (``seed``, ``public-key``, ``kid``, ``payload-diag``,
+    ``payload-hex``, ``protected-hex``, ``signature``, ``signed-hex``, ``id``); the tests
+    check that the document still shows exactly these.
+    """
+    # Imported here: signed.py imports the document modules this module is built from.
+    from permitnet.protocol.signed import SignedDocument  # noqa: PLC0415
+
+    seed = example_seed("DE")
+    public_key = public_key_from_seed(seed)
+    signed = SignedDocument.sign(
+        example_import_certificate(), signing_key=seed, kid=key_id(public_key)
+    )
+    message = Sign1Message.from_bytes(signed.raw)
+    return {
+        "seed": seed.hex(),
+        "public-key": public_key.hex(),
+        "kid": signed.kid.hex(),
+        "protected-diag": diagnostic_notation(message.protected),
+        "protected-hex": message.protected_bytes.hex(),
+        "payload-diag": diagnostic_notation(signed.document.to_payload()),
+        "payload-hex": _hex_lines(message.payload),
+        "signature": _hex_lines(message.signature),
+        "signed-hex": _hex_lines(signed.raw),
+        "id": signed.id_hex,
+    }

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from permitnet.protocol.cbor import decode_cbor, encode_cbor
-from permitnet.protocol.cose import Sign1Message, key_id, public_key_from_seed, sign1
+from permitnet.protocol.cose import (
+    HEADER_ALG,
+    HEADER_CONTENT_TYPE,
+    HEADER_KID,
+    Sign1Message,
+    key_id,
+    public_key_from_seed,
+    sign1,
+)
 from permitnet.protocol.documents import Document, document_from_payload
 from permitnet.protocol.errors import DecodeError, DocumentError, SignatureError, SizeLimitError
 
@@ -36,6 +44,8 @@ CONTENT_TYPE: Final = "application/permitnet-document+cbor"
 MAX_DOCUMENT_SIZE: Final = 64 * 1024
 #: The deepest nesting a document payload uses (document, items, item) plus a margin.
 MAX_PAYLOAD_DEPTH: Final = 6
+_TAG_18: Final = b"\xd2"
+_PROTECTED_LABELS: Final = frozenset({HEADER_ALG, HEADER_CONTENT_TYPE, HEADER_KID})
 
 
 def document_id(raw: bytes) -> bytes:
@@ -51,6 +61,19 @@ def _parse(raw: bytes) -> Sign1Message:
             f"signed document of {len(raw)} bytes exceeds the limit of {MAX_DOCUMENT_SIZE} bytes"
         )
     message = Sign1Message.from_bytes(raw)
+    # The identifier is the hash of the exact bytes, so the bytes must admit no variation
+    # that leaves the signature valid: otherwise one signed document could be presented
+    # under several identifiers (and, say, counted twice against a certificate). The tag,
+    # the unprotected header and the set of protected labels are therefore fixed.
+    if raw[:1] != _TAG_18:
+        raise SignatureError("a permitnet document is a tagged COSE_Sign1 message (tag 18)")
+    if message.unprotected:
+        raise SignatureError("a permitnet document has an empty unprotected header")
+    if set(message.protected) != _PROTECTED_LABELS:
+        raise SignatureError(
+            "the protected header of a permitnet document holds exactly alg (1), content "
+            f"type (3) and kid (4), not {sorted(map(str, message.protected))}"
+        )
     if message.kid is None or not message.kid_is_protected:
         raise SignatureError("a permitnet document carries its kid in the protected header")
     if message.content_type != CONTENT_TYPE:
@@ -144,8 +167,9 @@ class SignedDocument:
         Raises:
             SizeLimitError: larger than :data:`MAX_DOCUMENT_SIZE`.
             DecodeError: not strict deterministic CBOR (the message or the payload).
-            SignatureError: a refused structure or header, no protected kid, a kid that is
-                not this public key's, or another content type.
+            SignatureError: a refused structure or header; an untagged message; a non-empty
+                unprotected header; protected labels other than alg, content type and kid; a
+                kid that is not this public key's; or another content type.
             InvalidSignatureError: the signature does not verify with ``public_key``.
             DocumentError: the payload is not a valid document.
         """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import nacl.signing
 import pytest
 
 from permitnet.protocol import (
@@ -12,11 +13,13 @@ from permitnet.protocol import (
     InvalidSignatureError,
     SignatureError,
     SizeLimitError,
+    decode_cbor,
     encode_cbor,
     key_id,
     public_key_from_seed,
     sign1,
 )
+from permitnet.protocol.cbor import Tag
 from permitnet.protocol.doc_examples import (
     example_import_certificate,
     example_kid,
@@ -138,3 +141,41 @@ def test_peek_kid_refuses_unprotected_kid() -> None:
     assert peek_kid(raw) == KID
     with pytest.raises(DecodeError):
         peek_kid(b"not cbor")
+
+
+def _reassemble(raw: bytes, *, tagged: bool = True, unprotected: object = None) -> bytes:
+    message = decode_cbor(raw)
+    assert isinstance(message, Tag)
+    protected, header, payload, signature = message.value
+    items = [protected, header if unprotected is None else unprotected, payload, signature]
+    return encode_cbor(Tag(18, items) if tagged else items)
+
+
+@pytest.mark.parametrize(
+    ("tagged", "unprotected", "words"),
+    [
+        pytest.param(False, None, "tagged", id="untagged"),
+        pytest.param(True, {"note": "relayed"}, "empty unprotected", id="unprotected-text-label"),
+        pytest.param(True, {5: b"\x00" * 16}, "empty unprotected", id="unprotected-iv"),
+    ],
+)
+def test_no_variant_of_the_bytes_keeps_the_signature(
+    tagged: bool, unprotected: object, words: str
+) -> None:
+    # Each variant still carries a valid signature over the same payload; accepting it would
+    # give one signed document a second identifier.
+    raw = SignedDocument.sign(example_import_certificate(), signing_key=SEED, kid=KID).raw
+    variant = _reassemble(raw, tagged=tagged, unprotected=unprotected)
+    assert variant != raw
+    with pytest.raises(SignatureError, match=words):
+        SignedDocument.verify(variant, PUBLIC)
+
+
+def test_extra_protected_label_is_refused() -> None:
+    payload = example_import_certificate().to_cbor()
+    protected = encode_cbor({1: -8, 3: CONTENT_TYPE, 4: KID, 33: b"x"})
+    to_sign = encode_cbor(["Signature1", protected, b"", payload])
+    signature = nacl.signing.SigningKey(SEED).sign(to_sign).signature
+    raw = encode_cbor(Tag(18, [protected, {}, payload, signature]))
+    with pytest.raises(SignatureError, match="exactly alg"):
+        SignedDocument.verify(raw, PUBLIC)
