@@ -1,0 +1,265 @@
+"""Applying documents received from peers, after the exchange has verified them.
+
+The exchange (delivery endpoint or pull) verifies the signature with the registry's key for the
+issuing country and that the document is addressed here, then calls
+:meth:`NodeServices.apply_received`. This module checks what the Conventions require of the
+document against what this node holds, and stores it, all in one transaction:
+
+* acceptance is idempotent by document identifier: a re-delivery answers ``duplicate``;
+* a document whose reference is not here yet is kept in ``inbound_pending`` (``pending``) and
+  applied automatically when the document it waits for arrives;
+* a document that breaks a rule raises :class:`RuleViolation` and nothing is stored; the caller
+  quarantines it and answers with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from typing import TYPE_CHECKING, Literal
+
+from permitnet.node import checks, drafting
+from permitnet.protocol import Sign1Message, decode_cbor
+from permitnet.protocol.documents import (
+    Cancellation,
+    DeliveryReceipt,
+    Endorsement,
+    ExportAuthorization,
+    ExportDeclaration,
+    ImportCertificate,
+    Message,
+    document_from_payload,
+)
+from permitnet.protocol.errors import RuleViolation
+from permitnet.protocol.signed import SignedDocument, document_id
+
+if TYPE_CHECKING:
+    from permitnet.node.lifecycle import NodeServices
+    from permitnet.node.store import DocumentRecord, Tx
+    from permitnet.protocol.documents import Document
+
+__all__ = ["Outcome", "apply_received", "check_authorization", "dependency_of", "sha256_hex"]
+
+#: What happened to a received document.
+Outcome = Literal["accepted", "duplicate", "pending"]
+#: How many waiting documents one arrival may release in a chain (bounded work per request).
+_MAX_RELEASED = 1000
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def dependency_of(document: Document) -> str | None:
+    """The id of the document this one must find already stored, if any."""
+    match document:
+        case ExportAuthorization():
+            return document.import_certificate.id.hex()
+        case Endorsement():
+            return document.export_authorization.hex()
+        case Cancellation():
+            return document.document.hex()
+        case Message():
+            return document.about.hex()
+        case _:
+            return None
+
+
+async def check_authorization(
+    tx: Tx,
+    authorization: ExportAuthorization,
+    certificate_record: DocumentRecord,
+    *,
+    exporting_country: str,
+    today: dt.date,
+) -> None:
+    """Check an export authorization against its import certificate and earlier authorizations.
+
+    Raises:
+        RuleViolation: the certificate is not one, is cancelled, expired or exhausted, or the
+            authorization does not fit it.
+    """
+    certificate = drafting.decode_stored(certificate_record)
+    if not isinstance(certificate, ImportCertificate):
+        raise RuleViolation(
+            "not-a-certificate", f"{certificate_record.id} is not an import certificate"
+        )
+    rows = await tx.fetchall(
+        "SELECT d.id, i.substance, i.quantity_mg FROM documents d JOIN document_items i ON "
+        "i.document_id = d.id WHERE d.doc_type = 'export_authorization' AND d.refers_to = ? "
+        "AND d.issuer = ? AND d.state != 'cancelled'",
+        (certificate_record.id, exporting_country),
+    )
+    already: dict[str, int] = defaultdict(int)
+    for _, substance, quantity in rows:
+        already[substance] += quantity
+    checks.check_authorization_against_certificate(
+        authorization,
+        certificate,
+        certificate_state=certificate_record.state,
+        exporting_country=exporting_country,
+        already_by_substance=already,
+        prior_authorizations=len({r[0] for r in rows}),
+        today=today,
+    )
+
+
+def _stored_signed(raw: bytes) -> SignedDocument:
+    # Only verified documents are put into inbound_pending, so the bytes are read back
+    # without the key; they are the exact bytes that were verified.
+    message = Sign1Message.from_bytes(raw)
+    assert message.kid is not None  # verified documents carry a protected kid
+    document = document_from_payload(decode_cbor(message.payload))
+    return SignedDocument(raw=raw, id=document_id(raw), kid=message.kid, document=document)
+
+
+async def apply_received(
+    services: NodeServices, signed: SignedDocument, *, from_peer: str | None
+) -> Outcome:
+    """Store a verified received document, or keep it pending until its reference arrives.
+
+    Args:
+        services: the node's services.
+        signed: a document whose signature, signer and addressee the exchange verified.
+        from_peer: the country that delivered it (for the record).
+
+    Returns:
+        ``accepted``, ``duplicate`` (already stored: nothing changes) or ``pending``.
+
+    Raises:
+        RuleViolation: the document breaks a Convention rule or does not fit what it refers
+            to; nothing is stored.
+    """
+    document = signed.document
+    if document.recipient != services.country:
+        raise RuleViolation(
+            "wrong-recipient", f"addressed to {document.recipient}, this node is {services.country}"
+        )
+    if isinstance(document, DeliveryReceipt):
+        raise RuleViolation(
+            "receipt-not-a-document",
+            "delivery receipts answer deliveries; they are not applied as documents",
+        )
+    async with services.store.transaction() as tx:
+        if await tx.has_document(signed.id_hex):
+            await tx.remove_pending(signed.id_hex)
+            return "duplicate"
+        dependency = dependency_of(document)
+        if dependency is not None and not await tx.has_document(dependency):
+            await tx.add_pending(
+                signed.id_hex,
+                signed.raw,
+                reason="dependency",
+                waiting_for=dependency,
+                from_peer=from_peer,
+            )
+            return "pending"
+        await _apply(tx, services, signed)
+        await tx.remove_pending(signed.id_hex)
+        await _release_waiting(tx, services, signed.id_hex)
+    return "accepted"
+
+
+async def _release_waiting(tx: Tx, services: NodeServices, arrived: str) -> None:
+    queue = [arrived]
+    released = 0
+    while queue and released < _MAX_RELEASED:
+        for entry in await tx.pending(reason="dependency", waiting_for=queue.pop()):
+            waiting = _stored_signed(entry.raw)
+            try:
+                await _apply(tx, services, waiting)
+            except RuleViolation as e:
+                await tx.add_quarantine(entry.raw, reason=str(e), from_peer=entry.from_peer)
+            else:
+                queue.append(entry.document_id)
+            await tx.remove_pending(entry.document_id)
+            released += 1
+
+
+async def _apply(tx: Tx, services: NodeServices, signed: SignedDocument) -> None:
+    document = signed.document
+    record = drafting.record_for(signed.raw, document, direction="inbound", state="active")
+    actor = f"peer:{document.issuer}"
+    match document:
+        case ImportCertificate() | ExportDeclaration():
+            await tx.insert_document(record, actor=actor)
+        case ExportAuthorization():
+            ic = await tx.get_document(document.import_certificate.id.hex())
+            if ic.direction != "outbound" or ic.issuer != services.country:
+                raise RuleViolation(
+                    "certificate-not-ours",
+                    "the authorization cites a certificate this country did not issue",
+                )
+            # The certificate must have been valid on the day the authorization was issued.
+            day = dt.datetime.fromtimestamp(document.issued_at, tz=dt.UTC).date()
+            await check_authorization(
+                tx, document, ic, exporting_country=document.issuer, today=day
+            )
+            await tx.insert_document(record, actor=actor)
+        case Endorsement():
+            await _apply_endorsement(tx, services, signed, document, record)
+        case Cancellation():
+            target = await tx.get_document(document.document.hex())
+            if target.issuer != document.issuer:
+                raise RuleViolation(
+                    "cancel-not-issuer",
+                    f"{document.issuer} cannot cancel a document issued by {target.issuer}",
+                )
+            await tx.insert_document(record, actor=actor)
+            await tx.set_state(
+                target.id,
+                "cancelled",
+                actor=actor,
+                detail={"cancellation": record.id, "reason": document.reason},
+            )
+            await tx.raise_alert(
+                "cancelled",
+                target.id,
+                f"{target.doc_type} {target.reference} "
+                f"cancelled by {document.issuer}: {document.reason}",
+            )
+        case Message():
+            about = await tx.get_document(document.about.hex())
+            if {about.issuer, about.recipient} != {document.issuer, services.country}:
+                raise RuleViolation(
+                    "message-outsider", "the message is about a document between other countries"
+                )
+            await tx.insert_document(record, actor=actor)
+
+
+async def _apply_endorsement(
+    tx: Tx,
+    services: NodeServices,
+    signed: SignedDocument,
+    endorsement: Endorsement,
+    record: DocumentRecord,
+) -> None:
+    ea_record = await tx.get_document(endorsement.export_authorization.hex())
+    authorization = drafting.decode_stored(ea_record)
+    if not isinstance(authorization, ExportAuthorization) or ea_record.issuer != services.country:
+        raise RuleViolation(
+            "endorsement-not-ours",
+            "the endorsement is not of an export authorization this country issued",
+        )
+    if endorsement.issuer != authorization.importing_country:
+        raise RuleViolation(
+            "endorsement-wrong-country",
+            f"{endorsement.issuer} endorsed an authorization for {authorization.importing_country}",
+        )
+    problems = checks.endorsement_discrepancies(endorsement, authorization)
+    await tx.insert_document(record, actor=f"peer:{endorsement.issuer}")
+    await tx.set_state(
+        ea_record.id,
+        "endorsed",
+        actor=f"peer:{endorsement.issuer}",
+        detail={"endorsement": signed.id_hex},
+    )
+    if problems:
+        await tx.raise_alert(
+            "quantity_mismatch",
+            ea_record.id,
+            f"endorsement of export authorization {authorization.number} by "
+            f"{endorsement.issuer}: " + "; ".join(problems),
+        )
