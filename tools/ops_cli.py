@@ -1,6 +1,7 @@
 """Node operations on the command line: backup, restore, databank export, and LAN discovery.
 
-``permitnet node backup DIR`` and ``restore``, ``permitnet node export DIR``, and
+``permitnet node backup DIR`` and ``restore``, ``permitnet node export DIR``,
+``permitnet node rotate-key DIR [--activate]``, and
 ``permitnet discover``. The ``node`` group is shared with :mod:`permitnet.tools.node_cli`
 (``init``, ``serve``): whichever module registers first creates the group, and the other adds
 its commands to it through :func:`node_group`.
@@ -23,16 +24,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import aiohttp
+
 from permitnet.node.backup import backup_database, check_database, restore_database
 from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.databank import ExportFilter, count_documents, export_databank
 from permitnet.node.discovery import browse
 from permitnet.node.errors import NodeError
+from permitnet.node.key_rotation import activate_rotation, prepare_rotation
+from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.tools.cli import CliError
 from permitnet.tools.progress import progress_bar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from permitnet.protocol.registry_view import RegistryView
 
 __all__ = ["node_group", "register"]
 
@@ -84,7 +91,7 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``node backup|restore|export`` and ``discover``."""
+    """Add ``node backup|restore|export|rotate-key`` and ``discover``."""
     node = node_group(subparsers)
 
     p = node.add_parser(
@@ -139,6 +146,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_export)
+
+    p = node.add_parser(
+        "rotate-key",
+        help="rotate the node's signing key (prepare, then --activate)",
+        description="Step 1 (no option): generate the next signing key and write a rotation "
+        "request signed by the current key, to send to the INCB. Step 3 (--activate): once the "
+        "registry lists the new key as active, switch the node to it (restart the node "
+        "afterwards). Documents signed with the old key keep verifying.",
+    )
+    p.add_argument("dir", type=Path, help="the node directory")
+    p.add_argument(
+        "--activate", action="store_true", help="switch to the prepared key (the registry lists it)"
+    )
+    p.add_argument(
+        "--valid-from", type=_date, help="the new key signs from this date (default: now)"
+    )
+    p.set_defaults(handler=cmd_rotate_key)
 
     p = subparsers.add_parser(
         "discover",
@@ -325,6 +349,49 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output != "-":
         print(f"exported {written} documents to {args.output}", file=sys.stderr)
     return 0
+
+
+@_one_line
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Prepare or activate a signing key rotation; see the parser's description."""
+    config = _load(args.dir)
+    now = int(time.time())
+    if not args.activate:
+        prepared = prepare_rotation(config, now=now, valid_from=args.valid_from)
+        print(
+            f"new signing key {prepared.new_kid.hex()} prepared in {prepared.next_key_path}\n"
+            f"send {prepared.request_path} to the INCB (signed by the current key "
+            f"{prepared.current_kid.hex()}), confirm the new key's fingerprint by telephone,\n"
+            f"then, once the registry lists it: permitnet node rotate-key {args.dir} --activate"
+        )
+        return 0
+    view = asyncio.run(_registry_view(config))
+    done = activate_rotation(config, view, now=now)
+    print(
+        f"{config.country} now signs with {done.new_kid.hex()} (registry v{view.version}); "
+        f"the old key {done.old_kid.hex()} is kept in {done.retired_path}. "
+        "Restart the node to use the new key."
+    )
+    return 0
+
+
+async def _registry_view(config: NodeConfig) -> RegistryView:
+    """Fetch the current registry view; fall back to the node's verified cache."""
+    try:
+        root = config.registry_root_path.read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read the pinned registry root: {e}") from e
+    async with aiohttp.ClientSession() as session:
+        fetcher = RegistryFetcher(
+            list(config.registry_urls), config.registry_cache_path, root, session, 0
+        )
+        try:
+            return await fetcher.refresh()
+        except NodeError as e:
+            if fetcher.current is None:
+                raise CliError(f"no registry data: {e}") from e
+            print(f"warning: {e}; using the cached registry view", file=sys.stderr)
+            return fetcher.current
 
 
 @_one_line

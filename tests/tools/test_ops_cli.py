@@ -216,3 +216,21 @@ def test_discover_lists_nothing_quickly(capsys: pytest.CaptureFixture[str]) -> N
     assert isinstance(listed, list)
     assert all(entry["verified"] is False for entry in listed)
     assert main(["discover", "--seconds", "0"]) == 1
+
+
+def test_rotate_key_prepare_then_activate_needs_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_node(tmp_path / "de")
+    assert main(["node", "rotate-key", str(tmp_path / "de")]) == 0
+    out = capsys.readouterr().out
+    assert "prepared in" in out
+    assert (tmp_path / "de" / "key-rotation-request.cose").is_file()
+    # A second prepare is refused while one is waiting.
+    assert main(["node", "rotate-key", str(tmp_path / "de")]) == 1
+    assert "already waiting" in capsys.readouterr().err
+    # The registry (port 9, nothing listens) cannot confirm the key: activation is refused.
+    assert main(["node", "rotate-key", str(tmp_path / "de"), "--activate"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("permitnet: error: ")
