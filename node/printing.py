@@ -41,6 +41,7 @@ __all__ = [
     "PrintError",
     "attachment_name",
     "document_sections",
+    "document_sheet",
     "document_title",
     "print_document",
 ]
@@ -69,6 +70,15 @@ def print_document(
         PrintError: the document type does not print (a message, a receipt, ...), the fonts
             are missing, or the document is too large for a QR code.
     """
+    return draw_sheet(document_sheet(signed, catalogue=catalogue), font_dir=font_dir)
+
+
+def document_sheet(signed: SignedDocument, *, catalogue: Catalogue = DEFAULT_CATALOGUE) -> Sheet:
+    """Return what the printout of a signed document shows, before it is laid out.
+
+    Raises:
+        PrintError: the document type does not print, or is too large for a QR code.
+    """
     document = signed.document
     if document.DOCUMENT_TYPE not in PRINTABLE_TYPES:
         raise PrintError(
@@ -80,7 +90,7 @@ def print_document(
     except ProtocolError as e:
         raise PrintError(f"the document cannot be put in a QR code: {e}") from e
     fields = content(signed, catalogue)
-    sheet = Sheet(
+    return Sheet(
         title=document_title(signed),
         legal_basis=legal_basis(signed, catalogue),
         issuing_country=country_name(document.issuer, official=True),
@@ -99,7 +109,6 @@ def print_document(
         signed=signed.raw,
         issued_at=document.issued_at,
     )
-    return draw_sheet(sheet, font_dir=font_dir)
 
 
 def document_title(signed: SignedDocument) -> str:
