@@ -1,0 +1,404 @@
+"""Node benchmarks: issuing, receiving over loopback (c=16), and end-to-end chain latency.
+
+Run: ``.venv/bin/python benchmarks/bench_node.py`` (about 30-60 s on the project machine).
+
+Printed beside the figures, measured in the same run:
+
+* raw Ed25519 verifications/s (PyNaCl, one core);
+* raw receive limit: decode + verify + hash of the same signed documents
+  (``SignedDocument.verify``) plus a batched SQLite insert (1000 rows per transaction, WAL),
+  in-process, no HTTP; the goal is batched receive >= 50 % of it, one-per-request >= 25 %.
+
+The receiving node runs in a child process (``--serve-receiver``) so that the load generator
+and the node each have a core, as two machines would. Nodes use their production settings
+(SQLite ``synchronous=FULL``: a committed document survives power loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nacl.bindings
+from aiohttp import web
+
+from permitnet.node.app import SERVICES_KEY, STORE_KEY, create_app
+from permitnet.node.config import NodeConfig
+from permitnet.node.keystore import SigningKey
+from permitnet.node.lifecycle import NodeServices
+from permitnet.node.peer_auth import sign_request
+from permitnet.node.peer_wire import PATH_DOCUMENTS, decode_results, encode_byte_strings
+from permitnet.node.registry_holder import RegistryHolder
+from permitnet.node.store import Store
+from permitnet.node.testing import TestCountry, estimate, registry_view
+from permitnet.protocol.cbor import encode_cbor
+from permitnet.protocol.cose import Sign1Message
+from permitnet.protocol.doc_examples import example_import_certificate, example_seed
+from permitnet.protocol.signed import SignedDocument, document_id
+
+CONCURRENCY = 16
+KEYS = {c: SigningKey.from_seed(example_seed(c)) for c in ("DE", "FR")}
+YEAR = dt.datetime.now(dt.UTC).year
+
+
+def countries(ports: dict[str, int]) -> list[TestCountry]:
+    return [
+        TestCountry(
+            code=c,
+            public_key=KEYS[c].public_key,
+            kid=KEYS[c].kid,
+            endpoint=f"http://127.0.0.1:{ports.get(c, 9)}",
+        )
+        for c in ("DE", "FR")
+    ]
+
+
+def view(ports: dict[str, int]) -> Any:
+    big = 10**15
+    return registry_view(
+        countries(ports), [estimate("DE", "morphine", YEAR, big)], issued_at=0, expires_at=2**40
+    )
+
+
+def config(data_dir: Path, country: str, port: int) -> NodeConfig:
+    return NodeConfig(
+        data_dir=data_dir,
+        country=country,
+        authority_name=f"Authority {country}",
+        registry_urls=("http://127.0.0.1:9",),
+        registry_root=data_dir / "root.cbor",
+        public_url=f"http://127.0.0.1:{port}",
+        max_request_bytes=4 * 1024 * 1024,
+    )
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def now() -> int:
+    return int(time.time())
+
+
+# Raw limits --------------------------------------------------------------------------------
+
+
+def raw_limits(raws: list[bytes]) -> dict[str, float]:
+    public = KEYS["DE"].public_key
+    messages = [Sign1Message.from_bytes(r) for r in raws[:2000]]
+    to_verify = [
+        m.signature + encode_cbor(["Signature1", m.protected_bytes, b"", m.payload])
+        for m in messages
+    ]
+    start = time.perf_counter()
+    for signed in to_verify:
+        nacl.bindings.crypto_sign_open(signed, public)
+    ed25519 = len(to_verify) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for raw in raws[:2000]:
+        SignedDocument.verify(raw, public)
+    verify_doc = (time.perf_counter() - start) / min(2000, len(raws))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE d (id TEXT PRIMARY KEY, raw BLOB NOT NULL)")
+        rows = [(f"{i:064x}", raws[i % len(raws)]) for i in range(20_000)]
+        start = time.perf_counter()
+        for chunk in range(0, len(rows), 1000):
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO d VALUES (?, ?)", rows[chunk : chunk + 1000])
+            db.execute("COMMIT")
+        insert = (time.perf_counter() - start) / len(rows)
+        db.close()
+    return {
+        "ed25519_verify_per_s": ed25519,
+        "verify_doc_us": verify_doc * 1e6,
+        "insert_us": insert * 1e6,
+        "raw_receive_per_s": 1 / (verify_doc + insert),
+    }
+
+
+# Issuing -----------------------------------------------------------------------------------
+
+
+def ic_body(i: int) -> dict[str, Any]:
+    today = dt.datetime.now(dt.UTC).date()
+    return {
+        "number": f"DE-IC-{i:06d}",
+        "date_of_issue": today.isoformat(),
+        "importer": {"name": "Pharma GmbH", "address": "Hauptstr. 1\nBerlin", "licence": "L-1"},
+        "exporter": {"name": "Laboratoires SA", "address": "1 rue X, Lyon", "licence": "L-9"},
+        "exporting_country": "FR",
+        "items": [{"substance": "morphine", "quantity_mg": 4000, "preparation": "bulk powder"}],
+        "valid_from": today.isoformat(),
+        "valid_until": (today + dt.timedelta(days=180)).isoformat(),
+        "several_consignments": True,
+        "conditions": "",
+        "estimate_year": YEAR,
+    }
+
+
+async def bench_issuing(tmp: Path, count: int) -> float:
+    holder = RegistryHolder()
+    holder.replace(view({}), now())
+    store = await Store.open(tmp / "issuing.sqlite3")
+    services = NodeServices(
+        store=store, country="DE", authority="Authority DE", signing_key=KEYS["DE"], registry=holder
+    )
+    try:
+        start = time.perf_counter()
+        for i in range(count):
+            draft = await services.create_draft("import_certificate", ic_body(i), actor="clerk")
+            result = await services.approve_draft(draft.id, actor="officer")
+            assert result.document is not None, result.draft.held_reason
+        return count / (time.perf_counter() - start)
+    finally:
+        await store.close()
+
+
+# Receiving ---------------------------------------------------------------------------------
+
+
+def presign(count: int) -> list[bytes]:
+    base = example_import_certificate(recipient="FR", exporting_country="FR")
+    issued = now() - 60
+    return [
+        SignedDocument.sign(
+            example_import_certificate(
+                recipient="FR",
+                exporting_country="FR",
+                number=f"DE-IC-B-{i:07d}",
+                issued_at=issued,
+                items=base.items,
+            ),
+            signing_key=KEYS["DE"].seed,
+            kid=KEYS["DE"].kid,
+        ).raw
+        for i in range(count)
+    ]
+
+
+def serve_receiver(port_file: Path, data_dir: Path) -> None:
+    """Child process: FR's node on a loopback port written to ``port_file``."""
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    app = create_app(
+        config(data_dir, "FR", port),
+        signing_key=KEYS["FR"],
+        registry_view=view({"FR": port}),
+    )
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        # Written after the socket listens: the parent reads it as the "ready" signal.
+        await asyncio.to_thread(port_file.write_text, str(port))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def push(session: aiohttp.ClientSession, url: str, raws: list[bytes]) -> None:
+    body = encode_byte_strings(raws)
+    header = sign_request(
+        method="POST",
+        target=PATH_DOCUMENTS,
+        body=body,
+        sender="DE",
+        audience="FR",
+        signing_key=KEYS["DE"].seed,
+        kid=KEYS["DE"].kid,
+        now=now(),
+    )
+    headers = {"Authorization": header, "Content-Type": "application/cbor"}
+    async with session.post(url + PATH_DOCUMENTS, data=body, headers=headers) as response:
+        answer = await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {answer[:300]!r}")
+    results = decode_results(answer, expected=[document_id(r) for r in raws], max_size=1 << 24)
+    bad = [r for r in results if r.outcome != "accepted"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} not accepted, e.g. {bad[0].reason}")
+
+
+async def bench_receive(url: str, raws: list[bytes], per_request: int) -> float:
+    batches = [raws[i : i + per_request] for i in range(0, len(raws), per_request)]
+    queue = iter(batches)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for batch in queue:
+                await push(session, url, batch)
+
+        start = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(CONCURRENCY):
+                group.create_task(worker())
+        return len(raws) / (time.perf_counter() - start)
+
+
+# End-to-end latency ------------------------------------------------------------------------
+
+
+async def bench_chain(tmp: Path, chains: int) -> list[float]:
+    sockets = {c: bound_socket() for c in ("DE", "FR")}
+    ports = {c: s.getsockname()[1] for c, s in sockets.items()}
+    shared = view(ports)
+    runners: dict[str, web.AppRunner] = {}
+    for c in ("DE", "FR"):
+        (tmp / c).mkdir()
+        app = create_app(config(tmp / c, c, ports[c]), signing_key=KEYS[c], registry_view=shared)
+        runners[c] = web.AppRunner(app, access_log=None)
+        await runners[c].setup()
+        await web.SockSite(runners[c], sockets[c]).start()
+    de, fr = (runners[c].app for c in ("DE", "FR"))
+    arrived = asyncio.Event()
+
+    def ping(_seqs: list[int]) -> None:
+        arrived.set()
+
+    for app in (de, fr):
+        app[STORE_KEY].add_listener(ping)
+
+    async def wait_for(app: web.Application, doc_id: str) -> None:
+        async with asyncio.timeout(30):
+            while True:
+                arrived.clear()
+                async with app[STORE_KEY].read() as tx:
+                    if await tx.has_document(doc_id):
+                        return
+                await arrived.wait()
+
+    async def issue(app: web.Application, doc_type: str, body: dict[str, Any]) -> str:
+        services = app[SERVICES_KEY]
+        draft = await services.create_draft(doc_type, body, actor="clerk")
+        result = await services.approve_draft(draft.id, actor="officer")
+        assert result.document is not None, result.draft.held_reason
+        return result.document.id
+
+    latencies = []
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    try:
+        for i in range(chains):
+            start = time.perf_counter()
+            ic = await issue(de, "import_certificate", ic_body(10_000 + i))
+            await wait_for(fr, ic)
+            ea_body = {
+                "import_certificate": ic,
+                "number": f"FR-EA-{i:06d}",
+                "date_of_issue": today,
+                "items": [
+                    {"substance": "morphine", "quantity_mg": 4000, "preparation": "bulk powder"}
+                ],
+                "valid_from": today,
+                "valid_until": today,
+                "route": "Lyon - Frankfurt",
+                "transport_mode": "air",
+                "transit_countries": [],
+            }
+            ea = await issue(fr, "export_authorization", ea_body)
+            await wait_for(de, ea)
+            end_body = {
+                "export_authorization": ea,
+                "date_received": today,
+                "received": [{"line": 0, "quantity_mg": 4000}],
+            }
+            endorsement = await issue(de, "endorsement", end_body)
+            await wait_for(fr, endorsement)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        for runner in runners.values():
+            await runner.cleanup()
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        print(f"permitnet node benchmark (cpus: {os.cpu_count()}, concurrency {CONCURRENCY})")
+        raws = presign(args.single + args.batched)
+        limits = raw_limits(raws)
+        raw_limit = limits["raw_receive_per_s"]
+        print(f"raw Ed25519 verify (PyNaCl):           {limits['ed25519_verify_per_s']:8.0f} /s")
+        print(
+            f"raw receive limit in-process:          {raw_limit:8.0f} docs/s "
+            f"(decode+verify+hash {limits['verify_doc_us']:.0f} us + batched insert "
+            f"{limits['insert_us']:.0f} us per document)"
+        )
+        issuing = await bench_issuing(tmp, args.issue)
+        print(
+            f"issuing (draft -> approve -> signed+stored, {args.issue}): {issuing:8.0f} docs/s "
+            f"(= {issuing / raw_limit:.0%} of raw receive limit; each is 2 transactions)"
+        )
+        port_file = tmp / "port"
+        (tmp / "fr").mkdir()
+        child = subprocess.Popen(  # noqa: ASYNC220 - the child lives for the whole benchmark
+            [sys.executable, __file__, "--serve-receiver", str(port_file), str(tmp / "fr")]
+        )
+        try:
+            async with asyncio.timeout(30):
+                # Polls a file another process writes: there is no event to wait on.
+                while not port_file.exists() or not port_file.read_text():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            url = f"http://127.0.0.1:{port_file.read_text()}"
+            single = await bench_receive(url, raws[: args.single], 1)
+            print(
+                f"receive, 1 doc/request, c={CONCURRENCY} ({args.single}): {single:8.0f} docs/s "
+                f"= {single / raw_limit:.0%} of raw (goal >= 25%)"
+            )
+            batched = await bench_receive(url, raws[args.single :], args.batch)
+            print(
+                f"receive, {args.batch} docs/request, c={CONCURRENCY} ({args.batched}): "
+                f"{batched:8.0f} docs/s = {batched / raw_limit:.0%} of raw (goal >= 50%)"
+            )
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+        latencies = await bench_chain(tmp, args.chains)
+        print(
+            f"end-to-end IC -> EA -> endorsement across two nodes ({args.chains} chains): "
+            f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+            f"mean {statistics.fmean(latencies) * 1000:.1f} ms"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--issue", type=int, default=300)
+    parser.add_argument("--single", type=int, default=2000)
+    parser.add_argument("--batched", type=int, default=8000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--chains", type=int, default=50)
+    parser.add_argument("--serve-receiver", nargs=2, metavar=("PORT_FILE", "DIR"))
+    args = parser.parse_args()
+    if args.serve_receiver:
+        serve_receiver(Path(args.serve_receiver[0]), Path(args.serve_receiver[1]))
+        return
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
