@@ -13,7 +13,14 @@ import aiohttp_jinja2
 import jinja2
 
 from permitnet.node.accounts import AccountStore, PasswordHasher, ThrottlePolicy
-from permitnet.node.web import _format, auth_pages, dashboard
+from permitnet.node.web import (
+    _format,
+    auth_pages,
+    dashboard,
+    document_pages,
+    draft_pages,
+    overview_pages,
+)
 from permitnet.node.web._base import ACCOUNTS_KEY, NODE_KEYS, SETTINGS_KEY, NodeKeys, WebSettings
 
 if TYPE_CHECKING:
@@ -65,5 +72,5 @@ def setup_web(
 
     app.cleanup_ctx.append(accounts_ctx)
     app.router.add_static("/static/web/", _HERE / "static", name="web_static")
-    for module in (auth_pages, dashboard):
+    for module in (auth_pages, dashboard, draft_pages, document_pages, overview_pages):
         app.router.add_routes(module.routes)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from multidict import MultiDictProxy
 
+    from permitnet.node.lifecycle import NodeServices
     from permitnet.node.registry_holder import RegistryHolder
     from permitnet.node.store import Store
 
@@ -42,6 +43,7 @@ __all__ = [
     "page",
     "registry",
     "render",
+    "services",
     "store",
 ]
 
@@ -86,6 +88,7 @@ class NodeKeys:
     store: web.AppKey[Store]
     registry: web.AppKey[RegistryHolder]
     clock: web.AppKey[Callable[[], int]]
+    services: web.AppKey[NodeServices]
 
 
 ACCOUNTS_KEY: Final = web.AppKey("permitnet_web_accounts", AccountStore)
@@ -96,6 +99,11 @@ NODE_KEYS: Final = web.AppKey("permitnet_web_node_keys", NodeKeys)
 def store(request: web.Request) -> Store:
     """Return the node's open store."""
     return request.app[request.app[NODE_KEYS].store]
+
+
+def services(request: web.Request) -> NodeServices:
+    """Return the node's lifecycle services (drafts, approval, balances, alerts)."""
+    return request.app[request.app[NODE_KEYS].services]
 
 
 def registry(request: web.Request) -> RegistryHolder:

@@ -26,7 +26,11 @@ def utc(value: int | None) -> str:
     """Write a Unix time as 'YYYY-MM-DD HH:MM UTC'."""
     if value is None:
         return "-"
-    return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (ValueError, OverflowError, OSError):
+        # Beyond year 9999 (a registry test view that never expires): say so, do not fail.
+        return "far future" if value > 0 else "before 1970"
 
 
 def country_name(code: str | None) -> str:
@@ -42,9 +46,17 @@ def short_id(value: str | None) -> str:
     return "-" if not value else value[:12]
 
 
+def hexid(value: bytes | str | None) -> str:
+    """A document identifier from a payload (32 raw bytes) as lowercase hex."""
+    if value is None:
+        return ""
+    return value.hex() if isinstance(value, bytes) else value
+
+
 FILTERS: Final[dict[str, Any]] = {
     "mg": mg,
     "utc": utc,
     "country_name": country_name,
     "short_id": short_id,
+    "hexid": hexid,
 }

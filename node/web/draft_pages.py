@@ -1,0 +1,314 @@
+"""Preparing and approving documents: the import certificate form, drafts, four-eyes approval.
+
+A clerk prepares a draft; a signing officer other than the clerk approves it, and the node signs
+it then (or holds an import certificate that would exceed the estimate). The lifecycle services
+enforce four eyes; the page also says so before anyone presses the button.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from permitnet.node import drafting
+from permitnet.node.accounts import Permission, check_four_eyes
+from permitnet.node.errors import NodeError, ValidationError
+from permitnet.node.registry_holder import RegistryUnavailableError
+from permitnet.node.web import _forms
+from permitnet.node.web._base import (
+    PageContext,
+    now,
+    page,
+    registry,
+    render,
+    services,
+)
+from permitnet.protocol.doc_trade import TRANSPORT_MODES
+from permitnet.protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from permitnet.node.checks import Balance
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+def _today(request: web.Request) -> dt.date:
+    return dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
+
+
+def _partner_countries(request: web.Request) -> list[tuple[str, str]]:
+    view = registry(request).view
+    if view is None:
+        return []
+    own = services(request).country
+    return sorted((c.code, c.name) for c in view.countries.values() if c.code != own)
+
+
+def _certificate_defaults(request: web.Request) -> dict[str, str]:
+    today = _today(request)
+    return {
+        "date_of_issue": today.isoformat(),
+        "valid_from": today.isoformat(),
+        "valid_until": (today + dt.timedelta(days=180)).isoformat(),
+        "estimate_year": str(today.year),
+    }
+
+
+async def _balances(request: web.Request, totals: dict[str, int], year: int) -> dict[str, Balance]:
+    node = services(request)
+    return {base: await node.balance(base, year) for base in totals}
+
+
+async def _preview(request: web.Request, get: Any) -> _forms.Preview:
+    items = _forms.certificate_items(get)
+    year_text = get("estimate_year")
+    if not year_text.isdigit():
+        raise ValidationError("Estimate year: give a year such as 2026")
+    year = int(year_text)
+    totals = _forms.base_totals(items)
+    return _forms.preview(totals, await _balances(request, totals, year), year)
+
+
+def _form_getter(ctx: PageContext) -> Any:
+    return ctx.field
+
+
+def _query_getter(request: web.Request) -> Any:
+    return lambda name: request.query.get(name, "").strip()
+
+
+def _certificate_page(
+    request: web.Request, ctx: PageContext, *, status: int = 200, **extra: Any
+) -> web.Response:
+    return render(
+        request,
+        ctx,
+        "certificate_new.html",
+        status=status,
+        title="New import certificate",
+        groups=_forms.substance_groups("import_certificate"),
+        countries=_partner_countries(request),
+        rows=range(1, _forms.ITEM_ROWS + 1),
+        **extra,
+    )
+
+
+@routes.get("/certificates/new", name="certificate_new")
+@page(permission=Permission.DRAFT)
+async def certificate_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """The empty import certificate form."""
+    return _certificate_page(request, ctx, values=_certificate_defaults(request))
+
+
+@routes.get("/certificates/preview", name="certificate_preview")
+@page(permission=Permission.DRAFT)
+async def certificate_preview(request: web.Request, _ctx: PageContext) -> web.StreamResponse:
+    """JSON for the form's script: base equivalent and remaining estimate of what is typed."""
+    try:
+        result = await _preview(request, _query_getter(request))
+    except RegistryUnavailableError as e:
+        return web.json_response({"ok": False, "blocking": False, "message": str(e)})
+    except (NodeError, ProtocolError) as e:
+        return web.json_response({"ok": False, "blocking": False, "message": str(e)})
+    return web.json_response(result.to_json())
+
+
+@routes.post("/certificates/new")
+@page(permission=Permission.DRAFT)
+async def create_certificate(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Check the form against the estimate (without JavaScript), or save it as a draft."""
+    get = _form_getter(ctx)
+    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    try:
+        check = await _preview(request, get)
+    except (NodeError, ProtocolError) as e:
+        return _certificate_page(request, ctx, status=400, values=values, error=str(e))
+    if ctx.field("action") == "check":
+        return _certificate_page(request, ctx, values=values, check=check)
+    try:
+        body = _forms.certificate_body(get)
+        draft = await services(request).create_draft("import_certificate", body, actor=ctx.username)
+    except (NodeError, ProtocolError) as e:
+        return _certificate_page(request, ctx, status=400, values=values, error=str(e), check=check)
+    raise web.HTTPSeeOther(f"/drafts/{draft.id}")
+
+
+@routes.get("/drafts/{draft_id}", name="draft")
+@page(permission=Permission.VIEW)
+async def draft_page(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """A draft: its fields, who prepared it, and approve/discard for a signing officer."""
+    draft = await services(request).get_draft(request.match_info["draft_id"])
+    assert ctx.session is not None  # the page needs a login
+    account = ctx.session.account
+    four_eyes = None
+    try:
+        check_four_eyes(approver=account.username, preparer=draft.created_by)
+    except NodeError as e:
+        four_eyes = str(e)
+    return render(
+        request,
+        ctx,
+        "draft.html",
+        title=f"Draft {draft.doc_type.replace('_', ' ')}",
+        draft=draft,
+        can_approve=account.can(Permission.SIGN) and four_eyes is None,
+        four_eyes=four_eyes,
+        error=request.query.get("error"),
+    )
+
+
+@routes.post("/drafts/{draft_id}/approve", name="draft_approve")
+@page(permission=Permission.SIGN)
+async def approve(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Approve and sign (or hold) a draft; refused for the person who prepared it."""
+    draft_id = request.match_info["draft_id"]
+    node = services(request)
+    draft = await node.get_draft(draft_id)
+    check_four_eyes(approver=ctx.username, preparer=draft.created_by)
+    result = await node.approve_draft(draft_id, actor=ctx.username)
+    if result.document is not None:
+        raise web.HTTPSeeOther(f"/documents/{result.document.id}")
+    raise web.HTTPSeeOther(f"/drafts/{draft_id}")
+
+
+@routes.post("/drafts/{draft_id}/discard", name="draft_discard")
+@page(permission=Permission.DRAFT)
+async def discard(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Discard a draft that has not been signed."""
+    draft_id = request.match_info["draft_id"]
+    await services(request).discard_draft(draft_id, actor=ctx.username)
+    raise web.HTTPSeeOther(f"/drafts/{draft_id}")
+
+
+async def _document(request: web.Request) -> tuple[Any, Any]:
+    record = await services(request).store.get_document(request.match_info["document_id"])
+    return record, drafting.decode_stored(record)
+
+
+def _authorize_page(
+    request: web.Request, ctx: PageContext, record: Any, certificate: Any, **extra: Any
+) -> web.Response:
+    today = _today(request)
+    defaults = {
+        "date_of_issue": today.isoformat(),
+        "valid_from": max(today, certificate.valid_from).isoformat(),
+        "valid_until": certificate.valid_until.isoformat(),
+    }
+    for n, item in enumerate(certificate.items, start=1):
+        defaults[f"item{n}_preparation"] = item.preparation
+    return render(
+        request,
+        ctx,
+        "authorize.html",
+        title="Issue an export authorization",
+        record=record,
+        certificate=certificate,
+        values=extra.pop("values", defaults),
+        transport_modes=TRANSPORT_MODES,
+        **extra,
+    )
+
+
+@routes.get("/documents/{document_id}/authorize", name="authorize")
+@page(permission=Permission.DRAFT)
+async def authorize_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """The export authorization form, filled in from the received import certificate."""
+    record, certificate = await _document(request)
+    _require_received(record, "import_certificate", "an import certificate")
+    return _authorize_page(request, ctx, record, certificate)
+
+
+@routes.post("/documents/{document_id}/authorize")
+@page(permission=Permission.DRAFT)
+async def authorize(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Prepare an export authorization draft against the certificate."""
+    record, certificate = await _document(request)
+    _require_received(record, "import_certificate", "an import certificate")
+    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    try:
+        body = _forms.authorization_body(_form_getter(ctx), record.id, len(certificate.items))
+        draft = await services(request).create_draft(
+            "export_authorization", body, actor=ctx.username
+        )
+    except (NodeError, ProtocolError) as e:
+        return _authorize_page(
+            request, ctx, record, certificate, values=values, error=str(e), status=400
+        )
+    raise web.HTTPSeeOther(f"/drafts/{draft.id}")
+
+
+def _require_received(record: Any, doc_type: str, what: str) -> None:
+    if record.doc_type != doc_type or record.direction == "outbound":
+        raise ValidationError(f"this is not {what} received from the other country")
+
+
+def _endorse_page(
+    request: web.Request, ctx: PageContext, record: Any, authorization: Any, **extra: Any
+) -> web.Response:
+    return render(
+        request,
+        ctx,
+        "endorse.html",
+        title="Record an endorsement",
+        record=record,
+        authorization=authorization,
+        values=extra.pop("values", {"date_received": _today(request).isoformat()}),
+        **extra,
+    )
+
+
+@routes.get("/documents/{document_id}/endorse", name="endorse")
+@page(permission=Permission.DRAFT)
+async def endorse_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """The endorsement form: the quantity actually received on each line."""
+    record, authorization = await _document(request)
+    _require_received(record, "export_authorization", "an export authorization")
+    return _endorse_page(request, ctx, record, authorization)
+
+
+@routes.post("/documents/{document_id}/endorse")
+@page(permission=Permission.DRAFT)
+async def endorse(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Prepare the endorsement draft."""
+    record, authorization = await _document(request)
+    _require_received(record, "export_authorization", "an export authorization")
+    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    try:
+        body = _forms.endorsement_body(_form_getter(ctx), record.id, len(authorization.items))
+        draft = await services(request).create_draft("endorsement", body, actor=ctx.username)
+    except (NodeError, ProtocolError) as e:
+        return _endorse_page(
+            request, ctx, record, authorization, values=values, error=str(e), status=400
+        )
+    raise web.HTTPSeeOther(f"/drafts/{draft.id}")
+
+
+@routes.post("/documents/{document_id}/cancel", name="cancel")
+@page(permission=Permission.DRAFT)
+async def cancel(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Prepare the cancellation of a document this node issued (approved like any draft)."""
+    reason = ctx.field("reason")
+    if not reason:
+        raise ValidationError("Reason: say why the document is cancelled")
+    draft = await services(request).create_draft(
+        "cancellation",
+        {"document": request.match_info["document_id"], "reason": reason},
+        actor=ctx.username,
+    )
+    raise web.HTTPSeeOther(f"/drafts/{draft.id}")
+
+
+@routes.post("/documents/{document_id}/message", name="message")
+@page(permission=Permission.DRAFT)
+async def message(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Sign and send a message about the document to the other authority."""
+    document_id = request.match_info["document_id"]
+    text = ctx.field("text")
+    if not text:
+        raise ValidationError("Message: write the message to send")
+    await services(request).send_message({"about": document_id, "text": text}, actor=ctx.username)
+    raise web.HTTPSeeOther(f"/documents/{document_id}#messages")

@@ -1,0 +1,236 @@
+"""The web pages over real loopback HTTP: login, sessions, CSRF, roles, throttling, dashboard."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import pytest
+
+from permitnet.node.web import ACCOUNTS_KEY
+from permitnet.node.web.auth_pages import SETUP_CODE_KEY
+from permitnet.node.web.testing import PASSWORD, csrf_of, log_in, web_node
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient
+
+
+@asynccontextmanager
+async def web_client(
+    tmp_path: Path, **users: list[str]
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    async with web_node(tmp_path, clock=lambda: int(time.time()), users=users) as node:
+        yield node.client
+
+
+async def test_login_sets_a_strict_httponly_session_cookie(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["clerk"]) as client:
+        page = await client.get("/login")
+        token = csrf_of(await page.text())
+        response = await client.post(
+            "/login",
+            data={"csrf_token": token, "username": "amina", "password": PASSWORD, "next": "/"},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        assert response.headers["Location"] == "/"
+        cookie = response.cookies["pn_session"]
+        assert cookie["httponly"]
+        assert cookie["samesite"] == "Strict"
+        assert not cookie["secure"]  # plain HTTP on loopback
+        assert cookie["path"] == "/"
+
+
+async def test_pages_need_a_login(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        response = await client.get("/", allow_redirects=False)
+        assert response.status == 303
+        assert response.headers["Location"] == "/login?next=/"
+        response = await client.post("/logout", data={}, allow_redirects=False)
+        assert response.status == 401
+        assert "log in again" in await response.text()
+
+
+async def test_security_headers(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        response = await client.get("/login")
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("csrf", "status"),
+    [(None, 403), ("", 403), ("forged-token", 403)],
+    ids=["missing", "empty", "wrong"],
+)
+async def test_post_without_its_csrf_token_is_refused(
+    tmp_path: Path, csrf: str | None, status: int
+) -> None:
+    async with web_client(tmp_path, root=["admin"]) as client:
+        await log_in(client, "root")
+        data = {
+            "username": "mallory",
+            "display_name": "Mallory",
+            "roles": "admin",
+            "password": "a long enough passphrase 2",
+            "password_confirm": "a long enough passphrase 2",
+        }
+        if csrf is not None:
+            data["csrf_token"] = csrf
+        response = await client.post("/admin/users", data=data)
+        assert response.status == status
+        text = await response.text()
+        assert "CSRF token" in text
+        assert "<h1>Not allowed</h1>" in text
+        assert [a.username for a in await client.app[ACCOUNTS_KEY].list_users()] == ["root"]
+
+
+async def test_login_form_needs_its_csrf_token_too(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["clerk"]) as client:
+        await client.get("/login")
+        response = await client.post(
+            "/login", data={"username": "amina", "password": PASSWORD}, allow_redirects=False
+        )
+        assert response.status == 403
+        assert "pn_session" not in response.cookies
+
+
+async def test_cross_site_origin_is_refused(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"]) as client:
+        csrf = await log_in(client, "root")
+        response = await client.post(
+            "/logout", data={"csrf_token": csrf}, headers={"Origin": "https://evil.example"}
+        )
+        assert response.status == 403
+        assert "another site" in await response.text()
+
+
+async def test_wrong_password_then_throttled(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["clerk"]) as client:
+        token = csrf_of(await (await client.get("/login")).text())
+        limit = client.app[ACCOUNTS_KEY].throttle.max_failures
+        for _ in range(limit):
+            response = await client.post(
+                "/login",
+                data={"csrf_token": token, "username": "amina", "password": "wrong password!"},
+            )
+            assert response.status == 401
+            assert "wrong user name or password" in await response.text()
+        response = await client.post(
+            "/login", data={"csrf_token": token, "username": "amina", "password": PASSWORD}
+        )
+        assert response.status == 429
+        assert response.headers["Retry-After"] == "60"
+        assert "too many failed login attempts" in await response.text()
+
+
+async def test_open_redirects_are_not_followed(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["clerk"]) as client:
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            client.session.cookie_jar.clear()
+            token = csrf_of(await (await client.get("/login")).text())
+            response = await client.post(
+                "/login",
+                data={
+                    "csrf_token": token,
+                    "username": "amina",
+                    "password": PASSWORD,
+                    "next": target,
+                },
+                allow_redirects=False,
+            )
+            assert response.headers["Location"] == "/", target
+
+
+async def test_logins_and_account_changes_are_audited(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"]) as client:
+        token = csrf_of(await (await client.get("/login")).text())
+        await client.post(
+            "/login", data={"csrf_token": token, "username": "root", "password": "nope nope nope"}
+        )
+        csrf = await log_in(client, "root")
+        response = await client.post(
+            "/admin/users",
+            data={
+                "csrf_token": csrf,
+                "username": "ben",
+                "display_name": "Ben O.",
+                "roles": ["officer", "clerk"],
+                "password": "officer passphrase 1",
+                "password_confirm": "officer passphrase 1",
+            },
+        )
+        assert response.status == 200
+        assert "Ben O." in await response.text()
+        await client.post("/logout", data={"csrf_token": csrf})
+    with sqlite3.connect(tmp_path / "DE.sqlite3") as db:
+        rows = db.execute("SELECT actor, action, subject FROM audit_log ORDER BY seq").fetchall()
+    assert rows == [
+        ("root", "login failed", "account:root"),
+        ("root", "login", "account:root"),
+        ("root", "create account", "account:ben"),
+        ("root", "logout", "account:root"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("roles", "path", "status"),
+    [
+        (["viewer"], "/admin/users", 403),
+        (["clerk"], "/admin/users", 403),
+        (["officer"], "/admin/users", 403),
+        (["admin"], "/admin/users", 200),
+        (["viewer"], "/", 200),
+    ],
+)
+async def test_roles_guard_pages(tmp_path: Path, roles: list[str], path: str, status: int) -> None:
+    async with web_client(tmp_path, someone=roles) as client:
+        await log_in(client, "someone")
+        response = await client.get(path)
+        assert response.status == status
+        if status == 403:
+            assert "needs the role Administrator" in await response.text()
+
+
+async def test_first_administrator_needs_the_logged_setup_code(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        page = await client.get("/setup")
+        token = csrf_of(await page.text())
+        form = {
+            "csrf_token": token,
+            "username": "root",
+            "display_name": "Root Admin",
+            "password": "first admin passphrase",
+            "password_confirm": "first admin passphrase",
+        }
+        response = await client.post("/setup", data={**form, "setup_code": "guess"})
+        assert response.status == 403
+        code = client.app[SETUP_CODE_KEY]
+        response = await client.post("/setup", data={**form, "setup_code": code})
+        assert response.status == 200
+        assert response.url.path == "/login"
+        # Once an account exists, setup is closed for good.
+        response = await client.post("/setup", data={**form, "setup_code": code})
+        assert response.status == 409
+        accounts = await client.app[ACCOUNTS_KEY].list_users()
+        assert [(a.username, sorted(r.value for r in a.roles)) for a in accounts] == [
+            ("root", ["admin"])
+        ]
+
+
+async def test_dashboard_shows_registry_state_and_empty_lists(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["viewer"]) as client:
+        await log_in(client, "amina")
+        text = await (await client.get("/")).text()
+        assert "No verified registry data yet" in text
+        assert "No open alerts." in text
+        assert "Competent authority of DE" in text

@@ -1,0 +1,361 @@
+"""The whole trade through the pages of two nodes (DE imports, FR exports), over loopback HTTP.
+
+Each node's pages run on a real server with a real SQLite store. Documents travel between the
+two as their exact signed bytes, verified with the issuer's key and applied as the exchange
+would: the exchange itself is tested elsewhere; here the pages are the point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from permitnet.node.keystore import SigningKey
+from permitnet.node.registry_holder import RegistryHolder
+from permitnet.node.testing import TestCountry, estimate, registry_view
+from permitnet.node.web.testing import WebNode, log_in, web_node
+from permitnet.protocol.signed import SignedDocument
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient
+
+NOW = int(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp())
+Client = "TestClient[web.Request, web.Application]"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class Trade:
+    def __init__(self, de: WebNode, fr: WebNode, holder: RegistryHolder) -> None:
+        self.de, self.fr, self.holder = de, fr, holder
+
+    def publish(self, estimates: list[Any], version: int) -> None:
+        countries = [
+            TestCountry(code=n.country, public_key=n.key.public_key, kid=n.key.kid)
+            for n in (self.de, self.fr)
+        ]
+        self.holder.replace(registry_view(countries, estimates, version=version), NOW)
+
+    async def deliver(self, sender: WebNode, document_id: str, receiver: WebNode) -> None:
+        record = await sender.services.store.get_document(document_id)
+        signed = SignedDocument.verify(record.raw, sender.key.public_key)
+        outcome = await receiver.services.apply_received(signed, from_peer=sender.country)
+        assert outcome == "accepted"
+
+
+@pytest.fixture
+async def trade(tmp_path: Path) -> AsyncIterator[Trade]:
+    clock = Clock()
+    holder = RegistryHolder()
+    users = {"clara": ["clerk"], "otto": ["officer"], "olga": ["officer"], "vera": ["viewer"]}
+    async with (
+        web_node(
+            tmp_path,
+            country="DE",
+            key=SigningKey.from_seed(b"D" * 32),
+            holder=holder,
+            clock=clock,
+            users=users,
+        ) as de,
+        web_node(
+            tmp_path,
+            country="FR",
+            key=SigningKey.from_seed(b"F" * 32),
+            holder=holder,
+            clock=clock,
+            users=users,
+        ) as fr,
+    ):
+        t = Trade(de, fr, holder)
+        t.publish(
+            [estimate("DE", "morphine", 2026, 10_000_000), estimate("FR", "morphine", 2026, 10**9)],
+            1,
+        )
+        yield t
+
+
+def certificate_form(csrf: str, quantity: str, number: str = "DE-IC-2026-1") -> dict[str, str]:
+    return {
+        "csrf_token": csrf,
+        "exporting_country": "FR",
+        "number": number,
+        "date_of_issue": "2026-03-01",
+        "estimate_year": "2026",
+        "valid_from": "2026-03-01",
+        "valid_until": "2026-08-31",
+        "importer_name": "Pharma GmbH",
+        "importer_address": "Hauptstr. 1, Berlin",
+        "importer_licence": "DE-L-1",
+        "exporter_name": "Laboratoires SA",
+        "exporter_address": "1 rue X, Lyon",
+        "exporter_licence": "FR-L-9",
+        "item1_substance": "morphine-sulfate-pentahydrate",
+        "item1_preparation": "bulk powder",
+        "item1_quantity": quantity,
+        "action": "draft",
+    }
+
+
+def _draft_id(url: str) -> str:
+    match = re.fullmatch(r"/drafts/([0-9a-f]+)", url)
+    assert match is not None, url
+    return match.group(1)
+
+
+def _document_id(url: str) -> str:
+    match = re.fullmatch(r"/documents/([0-9a-f]{64})", url)
+    assert match is not None, url
+    return match.group(1)
+
+
+async def _form_csrf(client: TestClient[web.Request, web.Application], path: str) -> str:
+    page = await client.get(path)
+    assert page.status == 200, await page.text()
+    match = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert match is not None
+    return match.group(1)
+
+
+async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) -> None:
+    de, fr = trade.de.client, trade.fr.client
+
+    # DE: the clerk drafts the certificate; the live preview shows the base equivalent.
+    await log_in(de, "clara")
+    preview = await de.get(
+        "/certificates/preview",
+        params={
+            "item1_substance": "morphine-sulfate-pentahydrate",
+            "item1_quantity": "2 kg",
+            "item1_preparation": "bulk powder",
+            "estimate_year": "2026",
+        },
+    )
+    body = await preview.json()
+    assert body["ok"] is True
+    assert "1.5042 kg of morphine (anhydrous base)" in body["message"]
+    assert "remaining 10 kg" in body["message"]
+    csrf = await _form_csrf(de, "/certificates/new")
+    response = await de.post("/certificates/new", data=certificate_form(csrf, "2 kg"))
+    assert response.status == 200, await response.text()
+    draft_id = _draft_id(response.url.path)
+    text = await response.text()
+    assert "prepared by" in text.lower()
+    assert "Approve and sign" not in text  # a clerk cannot sign
+
+    # The clerk cannot approve, even by posting directly.
+    response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    assert response.status == 403
+
+    # DE: the officer approves; the node signs and queues it for FR.
+    csrf = await log_in(de, "otto")
+    response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    assert response.status == 200
+    ic_id = _document_id(response.url.path)
+    page = await response.text()
+    assert "DE-IC-2026-1" in page
+    assert "morphine-sulfate-pentahydrate" in page
+    assert "1.5042 kg" in page
+    assert "not yet delivered" in page
+
+    await trade.deliver(trade.de, ic_id, trade.fr)
+
+    # FR: the dashboard lists the certificate awaiting an authorization.
+    await log_in(fr, "clara")
+    dashboard = await (await fr.get("/")).text()
+    assert f"/documents/{ic_id}" in dashboard
+    csrf = await _form_csrf(fr, f"/documents/{ic_id}/authorize")
+    response = await fr.post(
+        f"/documents/{ic_id}/authorize",
+        data={
+            "csrf_token": csrf,
+            "number": "FR-EA-2026-7",
+            "date_of_issue": "2026-03-02",
+            "valid_from": "2026-03-02",
+            "valid_until": "2026-06-30",
+            "route": "Lyon - Frankfurt",
+            "transport_mode": "air",
+            "transit_countries": "",
+            "item1_substance": "morphine-sulfate-pentahydrate",
+            "item1_preparation": "bulk powder",
+            "item1_quantity": "2 kg",
+        },
+    )
+    assert response.status == 200, await response.text()
+    ea_draft = _draft_id(response.url.path)
+    csrf = await log_in(fr, "olga")
+    response = await fr.post(f"/drafts/{ea_draft}/approve", data={"csrf_token": csrf})
+    assert response.status == 200, await response.text()
+    ea_id = _document_id(response.url.path)
+
+    await trade.deliver(trade.fr, ea_id, trade.de)
+
+    # DE: the clerk records a smaller quantity received; an officer signs the endorsement.
+    csrf = await log_in(de, "clara")
+    csrf = await _form_csrf(de, f"/documents/{ea_id}/endorse")
+    response = await de.post(
+        f"/documents/{ea_id}/endorse",
+        data={"csrf_token": csrf, "date_received": "2026-03-12", "line0_received": "1.9 kg"},
+    )
+    assert response.status == 200, await response.text()
+    end_draft = _draft_id(response.url.path)
+    csrf = await log_in(de, "otto")
+    response = await de.post(f"/drafts/{end_draft}/approve", data={"csrf_token": csrf})
+    assert response.status == 200, await response.text()
+    end_id = _document_id(response.url.path)
+
+    await trade.deliver(trade.de, end_id, trade.fr)
+
+    # FR: the exporter sees the discrepancy alert on the dashboard and on the document.
+    await log_in(fr, "vera")
+    dashboard = await (await fr.get("/")).text()
+    assert "authorized 2000000 mg, received 1900000 mg (100000 mg less)" in dashboard
+    page = await (await fr.get(f"/documents/{ea_id}")).text()
+    assert "authorized 2000000 mg, received 1900000 mg" in page
+    # The chain certificate -> authorization -> endorsement is linked on the page.
+    for doc_id in (ic_id, ea_id, end_id):
+        assert f'href="/documents/{doc_id}"' in page
+
+
+async def test_over_estimate_certificate_explains_the_block(trade: Trade) -> None:
+    de = trade.de.client
+    await log_in(de, "clara")
+    csrf = await _form_csrf(de, "/certificates/new")
+    form = certificate_form(csrf, "20 kg") | {"action": "check"}
+    response = await de.post("/certificates/new", data=form)
+    text = await response.text()
+    assert response.status == 200
+    assert "This certificate exceeds the estimate by" in text
+    assert "it will be held, not signed" in text
+
+    response = await de.post("/certificates/new", data=form | {"action": "draft"})
+    draft_id = _draft_id(response.url.path)
+    csrf = await log_in(de, "otto")
+    response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    text = await response.text()
+    assert response.url.path == f"/drafts/{draft_id}"
+    assert "Held by the estimate, not signed." in text
+    assert "morphine 2026: estimate 10000000 mg" in text
+    assert "exceeds by 5042000 mg" in text
+    dashboard = await (await de.get("/")).text()
+    assert "Held certificates" in dashboard
+    assert "exceeds by 5042000 mg" in dashboard
+
+
+async def test_officer_cannot_approve_own_draft(trade: Trade) -> None:
+    de = trade.de.client
+    csrf = await log_in(de, "otto")
+    csrf = await _form_csrf(de, "/certificates/new")
+    response = await de.post("/certificates/new", data=certificate_form(csrf, "1 kg"))
+    draft_id = _draft_id(response.url.path)
+    page = await response.text()
+    assert "four eyes" in page
+    assert "disabled" in page
+    response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    assert response.status == 403
+    assert "four eyes" in await response.text()
+    assert (await trade.de.services.get_draft(draft_id)).state == "draft"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"item1_quantity": "2"}, "Item 1 quantity"),
+        ({"item1_quantity": "0 kg"}, "more than 0 mg"),
+        ({"item1_quantity": "1.0000001 kg"}, "whole number of milligrams"),
+        ({"item1_substance": "unobtainium"}, "not in the catalogue"),
+        ({"date_of_issue": "01/03/2026"}, "Date of issue"),
+        ({"estimate_year": "soon"}, "Estimate year"),
+        ({"item1_preparation": ""}, "Item 1: give the substance"),
+        ({"importer_name": ""}, "importer"),
+        ({"valid_until": "2026-02-01"}, "valid_until"),
+    ],
+    ids=[
+        "no-unit",
+        "zero",
+        "sub-milligram",
+        "unknown-substance",
+        "bad-date",
+        "bad-year",
+        "half-filled-item",
+        "missing-importer",
+        "validity-ends-before-start",
+    ],
+)
+async def test_bad_certificate_forms_are_refused_with_the_field_named(
+    trade: Trade, change: dict[str, str], message: str
+) -> None:
+    de = trade.de.client
+    await log_in(de, "clara")
+    csrf = await _form_csrf(de, "/certificates/new")
+    response = await de.post("/certificates/new", data=certificate_form(csrf, "1 kg") | change)
+    assert response.status == 400
+    text = await response.text()
+    assert message in text
+    assert 'value="Pharma GmbH"' in text or change.get("importer_name") == ""
+    assert await trade.de.services.list_drafts() == []
+
+
+async def test_documents_list_filters(trade: Trade) -> None:
+    de = trade.de.client
+    for number, quantity in (("DE-IC-A", "1 kg"), ("DE-IC-B", "2 kg")):
+        await log_in(de, "clara")
+        csrf = await _form_csrf(de, "/certificates/new")
+        response = await de.post(
+            "/certificates/new", data=certificate_form(csrf, quantity, number=number)
+        )
+        draft_id = _draft_id(response.url.path)
+        csrf = await log_in(de, "otto")
+        await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    cases = [
+        ({}, {"DE-IC-A", "DE-IC-B"}),
+        ({"text": "IC-B"}, {"DE-IC-B"}),
+        ({"partner": "fr"}, {"DE-IC-A", "DE-IC-B"}),
+        ({"partner": "IT"}, set()),
+        ({"substance": "morphine"}, {"DE-IC-A", "DE-IC-B"}),
+        ({"substance": "codeine"}, set()),
+        ({"doc_type": "export_authorization"}, set()),
+        (
+            {"state": "active", "date_from": "2026-03-01", "date_to": "2026-03-01"},
+            {"DE-IC-A", "DE-IC-B"},
+        ),
+        ({"date_from": "2026-03-02"}, set()),
+    ]
+    for params, expected in cases:
+        text = await (await de.get("/documents", params=params)).text()
+        found = {n for n in ("DE-IC-A", "DE-IC-B") if f">{n}</a>" in text}
+        assert found == expected, params
+    response = await de.get("/documents", params={"date_from": "yesterday"})
+    assert response.status == 400
+
+
+async def test_estimates_page_shows_used_and_remaining(trade: Trade) -> None:
+    de = trade.de.client
+    await log_in(de, "clara")
+    csrf = await _form_csrf(de, "/certificates/new")
+    response = await de.post("/certificates/new", data=certificate_form(csrf, "4 kg"))
+    draft_id = _draft_id(response.url.path)
+    csrf = await log_in(de, "otto")
+    await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    text = await (await de.get("/estimates", params={"year": "2026"})).text()
+    # 4 kg of the pentahydrate is 3.0084 kg of morphine base.
+    assert "3.0084 kg" in text
+    assert "6.9916 kg" in text
+    assert 'aria-label="30 percent used"' in text
+    trends = await (await de.get("/trends")).text()
+    assert "morphine" in trends
+    assert "2026-03" in trends
+    status = await (await de.get("/status")).text()
+    assert "Competent authority of FR" in status
