@@ -1,0 +1,103 @@
+"""docs/protocol.md stays true: the worked example, the field tables and the rules match the code."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from permitnet.protocol import decode_cbor, encode_cbor, public_key_from_seed
+from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
+from permitnet.protocol.doc_base import HEADER_KEYS
+from permitnet.protocol.doc_examples import example_import_certificate, worked_example
+from permitnet.protocol.doc_parts import CertificateReference, Item, Party, ReceivedItem
+from permitnet.protocol.documents import DOCUMENT_TYPES
+from permitnet.protocol.rules import RULES
+from permitnet.protocol.signed import SignedDocument
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+_BLOCK = re.compile(r"<!-- example:([a-z-]+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL)
+
+
+def _text() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+def _blocks() -> dict[str, str]:
+    return dict(_BLOCK.findall(_text()))
+
+
+def _section(heading_start: str) -> str:
+    """Return the text from a heading starting with ``heading_start`` to the next heading."""
+    text = _text()
+    match = re.search(rf"^#+ {re.escape(heading_start)}.*?$(.*?)(?=^#+ |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert match is not None, heading_start
+    return match.group(1)
+
+
+def _table_fields(section: str) -> set[str]:
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", sorted(worked_example()))
+def test_worked_example_block_is_current(name: str) -> None:
+    blocks = _blocks()
+    assert name in blocks, f"docs/protocol.md has no example block {name!r}"
+    assert blocks[name] == worked_example()[name], f"block {name!r} is out of date"
+
+
+def test_worked_example_is_self_consistent() -> None:
+    # Check the hex with independent steps, not only against the generator.
+    blocks = _blocks()
+    raw = bytes.fromhex(blocks["signed-hex"].replace("\n", ""))
+    public_key = bytes.fromhex(blocks["public-key"])
+    assert public_key == public_key_from_seed(bytes.fromhex(blocks["seed"]))
+    assert hashlib.sha256(public_key).digest()[:16].hex() == blocks["kid"]
+    assert hashlib.sha256(raw).hexdigest() == blocks["id"]
+    signed = SignedDocument.verify(raw, public_key)
+    assert signed.document == example_import_certificate()
+    payload = bytes.fromhex(blocks["payload-hex"].replace("\n", ""))
+    assert encode_cbor(decode_cbor(payload)) == payload
+    assert payload in raw
+    assert bytes.fromhex(blocks["protected-hex"]) in raw
+
+
+def test_catalogue_digest_is_current() -> None:
+    edition, digest = _blocks()["catalogue"].split()
+    assert edition == DEFAULT_CATALOGUE.edition
+    assert digest == DEFAULT_CATALOGUE.digest().hex()
+
+
+@pytest.mark.parametrize("document_type", sorted(DOCUMENT_TYPES))
+def test_every_field_of_every_type_is_specified(document_type: str) -> None:
+    heading = next(
+        line.lstrip("# ").strip()
+        for line in _text().splitlines()
+        if line.startswith("### ") and f"`{document_type}`" in line
+    )
+    fields = _table_fields(_section(heading))
+    assert fields == set(DOCUMENT_TYPES[document_type].FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("title", "keys"),
+    [
+        ("4.1 Common fields", HEADER_KEYS),
+        ("4.2 Parts", Party._KEYS | Item._KEYS | CertificateReference._KEYS | ReceivedItem._KEYS),
+    ],
+)
+def test_common_fields_and_parts_are_specified(title: str, keys: frozenset[str]) -> None:
+    assert _table_fields(_section(title)) == set(keys)
+
+
+def test_every_rule_is_specified() -> None:
+    section = _section("7. Convention rules")
+    assert set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE)) == set(RULES)
+
+
+def test_companion_specifications_are_named() -> None:
+    text = _text()
+    assert "docs/registry.md" in text
+    assert "docs/exchange.md" in text
