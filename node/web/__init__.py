@@ -20,6 +20,7 @@ from permitnet.node.web import (
     document_pages,
     draft_pages,
     overview_pages,
+    verify_page,
 )
 from permitnet.node.web._base import ACCOUNTS_KEY, NODE_KEYS, SETTINGS_KEY, NodeKeys, WebSettings
 
@@ -72,5 +73,12 @@ def setup_web(
 
     app.cleanup_ctx.append(accounts_ctx)
     app.router.add_static("/static/web/", _HERE / "static", name="web_static")
-    for module in (auth_pages, dashboard, draft_pages, document_pages, overview_pages):
+    for module in (
+        auth_pages,
+        dashboard,
+        draft_pages,
+        document_pages,
+        overview_pages,
+        verify_page,
+    ):
         app.router.add_routes(module.routes)

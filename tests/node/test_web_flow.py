@@ -7,13 +7,18 @@ would: the exchange itself is tested elsewhere; here the pages are the point.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 
 from permitnet.node.keystore import SigningKey
+from permitnet.node.print_layout import ItemRow, draw_sheet
+from permitnet.node.printing import document_sheet
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.testing import TestCountry, estimate, registry_view
 from permitnet.node.web.testing import WebNode, log_in, web_node
@@ -359,3 +364,76 @@ async def test_estimates_page_shows_used_and_remaining(trade: Trade) -> None:
     assert "2026-03" in trends
     status = await (await de.get("/status")).text()
     assert "Competent authority of FR" in status
+
+
+async def _signed_certificate(trade: Trade) -> str:
+    de = trade.de.client
+    await log_in(de, "clara")
+    csrf = await _form_csrf(de, "/certificates/new")
+    response = await de.post("/certificates/new", data=certificate_form(csrf, "2 kg"))
+    draft_id = _draft_id(response.url.path)
+    csrf = await log_in(de, "otto")
+    response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    return _document_id(response.url.path)
+
+
+async def _verify(client: TestClient[web.Request, web.Application], data: bytes, name: str) -> str:
+    client.session.cookie_jar.clear()
+    csrf = await _form_csrf(client, "/verify")
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", csrf)
+    form.add_field("file", data, filename=name, content_type="application/octet-stream")
+    response = await client.post("/verify", data=form)
+    assert response.status == 200, await response.text()
+    return await response.text()
+
+
+async def test_printed_pdf_verifies_and_a_tampered_one_fails(trade: Trade) -> None:
+    ic_id = await _signed_certificate(trade)
+    de = trade.de.client
+    response = await de.get(f"/documents/{ic_id}/pdf")
+    assert response.status == 200
+    assert response.content_type == "application/pdf"
+    pdf = await response.read()
+    assert pdf.startswith(b"%PDF-")
+
+    # Anyone, not logged in, on the other country's node.
+    text = await _verify(trade.fr.client, pdf, "certificate.pdf")
+    assert "Authentic: Import certificate DE-IC-2026-1" in text
+    assert "Competent authority of DE" in text
+    assert "snapshot version 1" in text
+
+    signed = await de.get(f"/documents/{ic_id}/signed")
+    raw = await signed.read()
+    assert hashlib.sha256(raw).hexdigest() == ic_id
+    text = await _verify(trade.fr.client, raw, "certificate.cose")
+    assert "Authentic: Import certificate" in text
+
+    forged = bytearray(raw)
+    forged[-10] ^= 0x01
+    text = await _verify(trade.fr.client, bytes(forged), "forged.cose")
+    assert "Not authentic" in text
+    assert "the signature does not verify" in text
+
+    # A forger reprints the real signed document with a larger quantity.
+    record = await trade.de.services.store.get_document(ic_id)
+    sheet = document_sheet(SignedDocument.verify(record.raw, trade.de.key.public_key))
+    first = sheet.items[0].cells
+    forged_row = ItemRow(cells=(*first[:4], "20 kg\n20 000 000 mg", *first[5:]))
+    tampered = draw_sheet(dataclasses.replace(sheet, items=(forged_row, *sheet.items[1:])))
+    text = await _verify(trade.fr.client, tampered, "certificate.pdf")
+    assert "Not authentic" in text
+    assert "printed text was altered" in text
+
+
+async def test_verify_page_refuses_empty_and_unreadable_uploads(trade: Trade) -> None:
+    client = trade.fr.client
+    csrf = await _form_csrf(client, "/verify")
+    response = await client.post("/verify", data={"csrf_token": csrf, "qr_text": ""})
+    assert response.status == 400
+    assert "Choose a file" in await response.text()
+    text = await _verify(client, b"just some bytes", "notes.txt")
+    assert "Not authentic" in text
+    assert "cannot read the input" in text
+    response = await client.post("/verify", data={"qr_text": "PN1:XYZ"})
+    assert response.status == 403
