@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from permitnet.node import app as node_app
-from permitnet.node.delivery import DeliveryWorker, NodeIdentity
+from permitnet.node.delivery import Backoff, DeliveryWorker, NodeIdentity
 from permitnet.node.errors import ForbiddenError, NodeError
 from permitnet.node.exchange import InboundPipeline, LifecycleApplier, make_receipt_verifier
 from permitnet.node.peer_auth import (
@@ -46,7 +46,13 @@ if TYPE_CHECKING:
 
     from permitnet.node.store import Store
 
-__all__ = ["EXCHANGE_KEY", "PULL_FROM_KEY", "PeerExchange", "setup_exchange"]
+__all__ = [
+    "DELIVERY_BACKOFF_KEY",
+    "EXCHANGE_KEY",
+    "PULL_FROM_KEY",
+    "PeerExchange",
+    "setup_exchange",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,8 @@ class PeerExchange:
 EXCHANGE_KEY: Final = web.AppKey("permitnet_exchange", PeerExchange)
 #: The countries this node pulls from (set before the app starts; default none).
 PULL_FROM_KEY: Final = web.AppKey("permitnet_pull_from", tuple)
+#: The delivery retry schedule (set before the app starts; default ``Backoff()``).
+DELIVERY_BACKOFF_KEY: Final = web.AppKey("permitnet_delivery_backoff", Backoff)
 
 
 def _error(e: NodeError | ProtocolError, status: int | None = None) -> web.Response:
@@ -229,6 +237,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
             identity=identity,
             endpoints=_endpoints(app),
             verify_receipt=make_receipt_verifier(holder, config.country),
+            backoff=app.get(DELIVERY_BACKOFF_KEY),
         )
         pull_from: tuple[str, ...] = app.get(PULL_FROM_KEY, ())
         puller = (
