@@ -331,7 +331,7 @@ class RegistryFetcher:
         return new_view
 
     async def _full(self, mirror: str, now: int) -> RegistryView:
-        body = await self._get_required(f"{mirror}/v1/snapshot", MAX_SNAPSHOT_SIZE)
+        body = await self._get_required(f"{mirror}/v1/snapshot/latest", MAX_SNAPSHOT_SIZE)
         view = self._trusted.update_snapshot(body, now=now)
         self._cached_snapshot, self._cached_deltas = body, []
         self._save_cache()
@@ -359,7 +359,7 @@ class RegistryFetcher:
         failures: list[str] = []
         for mirror in self._mirrors:
             try:
-                body = await self._get_required(f"{mirror}/v1/head", MAX_HEAD_SIZE)
+                body = await self._get_required(f"{mirror}/v1/head/latest", MAX_HEAD_SIZE)
                 verify_head(body, self._trusted.root)
             except (_MirrorError, ProtocolError, aiohttp.ClientError, TimeoutError) as e:
                 failures.append(f"{mirror}: {e}")

@@ -19,7 +19,11 @@ from permitnet.protocol import ProtocolError
 __all__ = ["CliError", "main"]
 
 #: The modules that add command groups, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("permitnet.tools.ops_cli", "permitnet.tools.verify_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "permitnet.tools.ops_cli",
+    "permitnet.tools.verify_cli",
+    "permitnet.tools.registry_cli",
+)
 
 
 class CliError(Exception):

@@ -1,0 +1,62 @@
+"""Inclusion and consistency proofs over the published log, served as CBOR."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from permitnet.protocol.cbor import encode_cbor
+from permitnet.protocol.merkle import consistency_proof, inclusion_proof, leaf_hash
+from permitnet.registry.errors import NotFoundError, OperationError
+
+if TYPE_CHECKING:
+    from permitnet.registry.service import Registry
+
+__all__ = ["ProofCache"]
+
+
+class ProofCache:
+    """The leaf hashes of the log, extended as it grows; only published sizes are proven."""
+
+    def __init__(self) -> None:
+        self._leaves: list[bytes] = []
+
+    def _published(self, registry: Registry) -> int:
+        latest = registry.store.latest_version()
+        if latest is None:
+            raise NotFoundError("nothing published yet")
+        size, _ = registry.store.publication_head(latest)
+        if len(self._leaves) < size:
+            records = registry.store.records()[len(self._leaves) : size]
+            self._leaves.extend(leaf_hash(r) for r in records)
+        return size
+
+    def inclusion(self, registry: Registry, index: int, size: int) -> bytes:
+        """Return ``{index, size, leaf, path}``: leaf ``index`` in the log of ``size``.
+
+        Raises:
+            NotFoundError: ``size`` exceeds the published log.
+            OperationError: ``index`` is not below ``size``.
+        """
+        published = self._published(registry)
+        if size > published:
+            raise NotFoundError(f"log size {size} is beyond the published {published}")
+        if not 0 <= index < size:
+            raise OperationError(f"leaf index {index} is not in a log of size {size}")
+        leaf = registry.store.records()[index]
+        path = inclusion_proof(index, self._leaves[:size])
+        return encode_cbor({"index": index, "size": size, "leaf": leaf, "path": path})
+
+    def consistency(self, registry: Registry, first: int, second: int) -> bytes:
+        """Return ``{first, second, path}``: the RFC 9162 proof between two log sizes.
+
+        Raises:
+            NotFoundError: ``second`` exceeds the published log.
+            OperationError: ``first`` is greater than ``second``.
+        """
+        published = self._published(registry)
+        if second > published:
+            raise NotFoundError(f"log size {second} is beyond the published {published}")
+        if first > second:
+            raise OperationError(f"first size {first} is greater than second size {second}")
+        path = consistency_proof(first, self._leaves[:second])
+        return encode_cbor({"first": first, "second": second, "path": path})

@@ -1,0 +1,572 @@
+"""The registry's operations on its data directory: what the CLI and the admin API both call.
+
+A data directory holds ``registry.sqlite`` (the log, publications, roots, requests, tokens,
+audit) and ``snapshot.key`` (the online snapshot-signing key). The root keys are never in it:
+``init`` and ``rotate-root`` write and read them elsewhere (the operator's offline medium).
+
+Every operation takes the actor (a token name, or ``cli:<user>``) and the clock, and writes
+an audit row in the same transaction as its change; a refused operation is audited too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from typing import TYPE_CHECKING, Final
+
+import pycountry
+
+from permitnet.protocol.cose import key_id, public_key_from_seed
+from permitnet.protocol.errors import ProtocolError
+from permitnet.protocol.registry_publish import PreviousHead, Publication, publish
+from permitnet.protocol.registry_records import (
+    CatalogueEdition,
+    CountryRecord,
+    Estimate,
+    EstimateKind,
+    KeyRecord,
+    Record,
+    check_country,
+    decode_record,
+    encode_record,
+)
+from permitnet.protocol.registry_requests import KeyRequest, verify_key_request
+from permitnet.protocol.registry_root import RootMetadata, sign_root
+from permitnet.protocol.registry_view import RegistryState, fold
+from permitnet.registry.errors import (
+    ConflictError,
+    NotFoundError,
+    OperationError,
+    StorageError,
+    UnauthorizedError,
+)
+from permitnet.registry.keys import read_seed, write_seed
+from permitnet.registry.store import KeyRequestRow, RegistryStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+__all__ = ["DB_FILE", "DEFAULT_EXPIRY_SECONDS", "SNAPSHOT_KEY_FILE", "Registry"]
+
+DB_FILE: Final = "registry.sqlite"
+SNAPSHOT_KEY_FILE: Final = "snapshot.key"
+DEFAULT_EXPIRY_SECONDS: Final = 7 * 86_400
+
+
+class Registry:
+    """An open registry data directory."""
+
+    def __init__(self, directory: Path, store: RegistryStore, snapshot_seed: bytes) -> None:
+        self.directory = directory
+        self.store = store
+        self._seed = snapshot_seed
+        self.state: RegistryState = fold(decode_record(r) for r in store.records())
+
+    @classmethod
+    def init(
+        cls,
+        directory: Path,
+        *,
+        root_keys_dir: Path,
+        root_keys: int,
+        threshold: int,
+        now: int,
+        actor: str,
+        expiry_seconds: int = DEFAULT_EXPIRY_SECONDS,
+    ) -> Registry:
+        """Create a registry: root keys (written to ``root_keys_dir``), root v1, snapshot key.
+
+        Raises:
+            OperationError: bad key counts, or the root keys would land in the data directory.
+            StorageError: the directory already holds a registry.
+        """
+        if not 1 <= threshold <= root_keys <= 32:
+            raise OperationError("need 1 <= threshold <= number of root keys <= 32")
+        directory, root_keys_dir = directory.resolve(), root_keys_dir.resolve()
+        if root_keys_dir == directory or root_keys_dir.is_relative_to(directory):
+            raise OperationError(
+                "root keys must be kept offline, outside the served data directory"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        root_keys_dir.mkdir(parents=True, exist_ok=True)
+        store = RegistryStore.create(directory / DB_FILE)
+        seeds = [secrets.token_bytes(32) for _ in range(root_keys)]
+        snapshot_seed = secrets.token_bytes(32)
+        for number, seed in enumerate(seeds, start=1):
+            write_seed(root_keys_dir / f"root-{number}.key", seed)
+        write_seed(directory / SNAPSHOT_KEY_FILE, snapshot_seed)
+        root = RootMetadata(
+            version=1,
+            issued_at=now,
+            threshold=threshold,
+            root_keys=tuple(public_key_from_seed(s) for s in seeds),
+            snapshot_keys=(public_key_from_seed(snapshot_seed),),
+        )
+        with store.transaction() as db:
+            store.add_root(db, 1, sign_root(root, seeds))
+            store.set_meta(db, "expiry_seconds", str(expiry_seconds))
+            store.audit(
+                db,
+                at=now,
+                actor=actor,
+                action="init",
+                detail={"root_keys": root_keys, "threshold": threshold},
+            )
+        return cls(directory, store, snapshot_seed)
+
+    @classmethod
+    def open(cls, directory: Path) -> Registry:
+        """Open an existing registry data directory.
+
+        Raises:
+            StorageError: not a registry directory, or the snapshot key is unreadable.
+        """
+        store = RegistryStore.open(directory / DB_FILE)
+        return cls(directory, store, read_seed(directory / SNAPSHOT_KEY_FILE))
+
+    def close(self) -> None:
+        """Close the database."""
+        self.store.close()
+
+    @property
+    def root(self) -> RootMetadata:
+        """The newest root metadata."""
+        return RootMetadata.verify_signed(self.store.root())
+
+    @contextlib.contextmanager
+    def _audited(
+        self, actor: str, now: int, action: str, detail: dict[str, object]
+    ) -> Iterator[None]:
+        """Audit a refused operation (a successful one audits inside its transaction)."""
+        try:
+            yield
+        except (OperationError, ProtocolError) as e:
+            with self.store.transaction() as db:
+                self.store.audit(
+                    db,
+                    at=now,
+                    actor=actor,
+                    action=f"{action} refused",
+                    detail={**detail, "error": str(e)},
+                )
+            raise
+
+    def _commit(
+        self,
+        records: Sequence[Record],
+        *,
+        actor: str,
+        now: int,
+        action: str,
+        detail: dict[str, object],
+    ) -> None:
+        state = fold(records, self.state)  # raises RecordError before anything is written
+        with self.store.transaction() as db:
+            self.store.append(db, [encode_record(r) for r in records], now)
+            self.store.audit(db, at=now, actor=actor, action=action, detail=detail)
+        self.state = state
+
+    # ------------------------------------------------------------------ countries
+
+    def set_country(
+        self,
+        code: str,
+        *,
+        authority: str,
+        endpoints: Sequence[str],
+        contact: str,
+        actor: str,
+        now: int,
+    ) -> CountryRecord:
+        """Add a participating country or update its authority, endpoints and contact.
+
+        The name comes from pycountry, never from the operator.
+
+        Raises:
+            RecordError: an invalid code, authority or endpoint.
+        """
+        detail: dict[str, object] = {
+            "country": code,
+            "authority": authority,
+            "endpoints": list(endpoints),
+        }
+        with self._audited(actor, now, "set-country", detail):
+            country = pycountry.countries.get(alpha_2=check_country(code))
+            assert country is not None  # check_country looked it up
+            record = CountryRecord(
+                code=code,
+                name=str(getattr(country, "common_name", None) or country.name),
+                authority=authority,
+                endpoints=tuple(endpoints),
+                contact=contact,
+            )
+            self._commit([record], actor=actor, now=now, action="set-country", detail=detail)
+            return record
+
+    # ------------------------------------------------------------------ keys
+
+    def submit_key_request(self, raw: bytes, *, actor: str, now: int) -> KeyRequestRow:
+        """Verify and store a key request for the operator's decision.
+
+        Raises:
+            RegistryError: the request is malformed or not signed as its action requires.
+        """
+        with self._audited(actor, now, "submit-key-request", {"bytes": len(raw)}):
+            request = verify_key_request(raw, self.state.keys)
+            if request.country not in self.state.countries:
+                raise NotFoundError(f"{request.country} is not a registered country")
+            with self.store.transaction() as db:
+                request_id = self.store.add_request(
+                    db, raw=raw, action=request.action, country=request.country, at=now
+                )
+                self.store.audit(
+                    db,
+                    at=now,
+                    actor=actor,
+                    action="submit-key-request",
+                    detail={"id": request_id, **_describe(request)},
+                )
+            return self.store.request(request_id)
+
+    def approve_key_request(
+        self,
+        request_id: int,
+        *,
+        fingerprint: str | None,
+        overlap_seconds: int,
+        actor: str,
+        now: int,
+    ) -> list[KeyRecord]:
+        """Apply a pending key request after out-of-band confirmation.
+
+        Args:
+            request_id: the stored request.
+            fingerprint: the new key's kid in hex, as confirmed with the country out of
+                band; required for an enrollment.
+            overlap_seconds: how long a rotated-out key stays valid after the new key starts.
+            actor: who approves.
+            now: the clock.
+
+        Raises:
+            NotFoundError: no such request.
+            ConflictError: not pending, or the key already exists.
+            OperationError: the fingerprint is missing or does not match.
+            RegistryError: the request no longer verifies against the current keys.
+        """
+        with self._audited(actor, now, "approve-key-request", {"id": request_id}):
+            row = self.store.request(request_id)
+            if row.status != "pending":
+                raise ConflictError(f"key request {request_id} is already {row.status}")
+            request = verify_key_request(row.raw, self.state.keys)
+            records = self._records_for(request, fingerprint, overlap_seconds, now)
+            state = fold(records, self.state)
+            with self.store.transaction() as db:
+                self.store.append(db, [encode_record(r) for r in records], now)
+                self.store.decide_request(db, request_id, "approved", actor, now)
+                self.store.audit(
+                    db,
+                    at=now,
+                    actor=actor,
+                    action="approve-key-request",
+                    detail={"id": request_id, **_describe(request)},
+                )
+            self.state = state
+            return records
+
+    def _records_for(
+        self, request: KeyRequest, fingerprint: str | None, overlap: int, now: int
+    ) -> list[KeyRecord]:
+        if request.action == "revoke":
+            assert request.kid is not None
+            assert request.compromised_at is not None
+            return [_revoked(self.state.keys[request.kid], request.compromised_at, request.reason)]
+        new = request.new_key_record()
+        if new.kid in self.state.keys:
+            raise ConflictError(f"key {new.kid.hex()} is already registered")
+        if request.action == "enroll" and fingerprint is None:
+            raise OperationError(
+                "approving an enrollment needs the fingerprint confirmed out of band"
+            )
+        if fingerprint is not None and fingerprint.lower() != new.kid.hex():
+            raise OperationError(
+                f"fingerprint {fingerprint} does not match the requested key {new.kid.hex()}"
+            )
+        if request.action == "enroll":
+            return [new]
+        old = self.state.keys[request.signer_kid]
+        until = max(new.valid_from, now) + overlap
+        if old.valid_until is not None:
+            until = min(until, old.valid_until)
+        retired = KeyRecord(
+            country=old.country,
+            kid=old.kid,
+            public_key=old.public_key,
+            valid_from=old.valid_from,
+            valid_until=max(until, old.valid_from + 1),
+            status="retired",
+        )
+        return [new, retired]
+
+    def reject_key_request(self, request_id: int, *, reason: str, actor: str, now: int) -> None:
+        """Reject a pending key request.
+
+        Raises:
+            NotFoundError: no such request.
+            ConflictError: not pending.
+        """
+        with self._audited(actor, now, "reject-key-request", {"id": request_id}):
+            row = self.store.request(request_id)
+            if row.status != "pending":
+                raise ConflictError(f"key request {request_id} is already {row.status}")
+            with self.store.transaction() as db:
+                self.store.decide_request(db, request_id, "rejected", actor, now)
+                self.store.audit(
+                    db,
+                    at=now,
+                    actor=actor,
+                    action="reject-key-request",
+                    detail={"id": request_id, "reason": reason},
+                )
+
+    def revoke_key(
+        self, kid: bytes, *, compromised_at: int, reason: str, actor: str, now: int
+    ) -> KeyRecord:
+        """Revoke any key as the operator.
+
+        Raises:
+            NotFoundError: no such key.
+            RecordError: no reason given.
+        """
+        detail: dict[str, object] = {
+            "kid": kid.hex(),
+            "compromised_at": compromised_at,
+            "reason": reason,
+        }
+        with self._audited(actor, now, "revoke-key", detail):
+            key = self.state.keys.get(kid)
+            if key is None:
+                raise NotFoundError(f"no key {kid.hex()}")
+            record = _revoked(key, compromised_at, reason)
+            self._commit([record], actor=actor, now=now, action="revoke-key", detail=detail)
+            return record
+
+    # ------------------------------------------------------------------ estimates
+
+    def set_estimate(
+        self,
+        *,
+        country: str,
+        substance: str,
+        year: int,
+        quantity_mg: int,
+        kind: EstimateKind,
+        effective: str,
+        actor: str,
+        now: int,
+    ) -> Estimate:
+        """Publish an estimate, a supplementary estimate (numbered in turn) or an assessment.
+
+        Raises:
+            RecordError: an invalid field, or the country is not registered.
+        """
+        detail: dict[str, object] = {
+            "country": country,
+            "substance": substance,
+            "year": year,
+            "quantity_mg": quantity_mg,
+            "kind": kind,
+            "effective": effective,
+        }
+        with self._audited(actor, now, f"set-{kind}", detail):
+            sequence = 0
+            if kind == "supplementary":
+                history = self.state.estimates.get((country, substance, year), ())
+                sequence = 1 + max((r.sequence for r in history), default=0)
+            record = Estimate(
+                country=country,
+                substance=substance,
+                year=year,
+                quantity_mg=quantity_mg,
+                kind=kind,
+                effective=effective,
+                sequence=sequence,
+            )
+            self._commit([record], actor=actor, now=now, action=f"set-{kind}", detail=detail)
+            return record
+
+    def set_catalogue(self, edition: str, digest: bytes, *, actor: str, now: int) -> None:
+        """Publish the substance catalogue edition in force.
+
+        Raises:
+            RecordError: an invalid edition or digest.
+        """
+        detail: dict[str, object] = {"edition": edition, "digest": digest.hex()}
+        with self._audited(actor, now, "set-catalogue", detail):
+            record = CatalogueEdition(edition=edition, digest=digest)
+            self._commit([record], actor=actor, now=now, action="set-catalogue", detail=detail)
+
+    # ------------------------------------------------------------------ publication
+
+    def publish(self, *, actor: str, now: int, expiry_seconds: int | None = None) -> Publication:
+        """Sign and store the next snapshot, its delta and its head.
+
+        Raises:
+            StorageError: the snapshot key is not the one the newest root lists.
+        """
+        root = self.root
+        if public_key_from_seed(self._seed) not in root.snapshot_keys:
+            raise StorageError(f"{SNAPSHOT_KEY_FILE} is not a snapshot key of root v{root.version}")
+        expiry = expiry_seconds or int(
+            self.store.get_meta("expiry_seconds") or DEFAULT_EXPIRY_SECONDS
+        )
+        latest = self.store.latest_version()
+        previous = None
+        if latest is not None:
+            size, log_root = self.store.publication_head(latest)
+            previous = PreviousHead(version=latest, log_size=size, log_root=log_root)
+        publication = publish(
+            records=self.store.records(),
+            previous=previous,
+            issued_at=now,
+            expires_at=now + expiry,
+            root_version=root.version,
+            seed=self._seed,
+        )
+        with self.store.transaction() as db:
+            self.store.add_publication(db, publication)
+            self.store.audit(
+                db,
+                at=now,
+                actor=actor,
+                action="publish",
+                detail={
+                    "version": publication.version,
+                    "log_size": publication.log_size,
+                    "expires_at": publication.expires_at,
+                },
+            )
+        return publication
+
+    def rotate_root(
+        self,
+        *,
+        old_seeds: Sequence[bytes],
+        new_seeds: Sequence[bytes],
+        threshold: int,
+        rotate_snapshot_key: bool,
+        actor: str,
+        now: int,
+    ) -> RootMetadata:
+        """Sign root ``v + 1`` with a threshold of the old and all the new root keys, then publish.
+
+        Raises:
+            RootError: the old or new keys do not reach their thresholds.
+        """
+        with self._audited(actor, now, "rotate-root", {"threshold": threshold}):
+            old = self.root
+            seed = secrets.token_bytes(32) if rotate_snapshot_key else self._seed
+            new = RootMetadata(
+                version=old.version + 1,
+                issued_at=now,
+                threshold=threshold,
+                root_keys=tuple(public_key_from_seed(s) for s in new_seeds),
+                snapshot_keys=(public_key_from_seed(seed),),
+            )
+            raw = sign_root(new, [*old_seeds, *new_seeds])
+            RootMetadata.verify_signed(raw, trusted=old)
+            if rotate_snapshot_key:
+                key_file = self.directory / SNAPSHOT_KEY_FILE
+                key_file.replace(key_file.with_name(f"{SNAPSHOT_KEY_FILE}.v{old.version}"))
+                write_seed(key_file, seed)
+                self._seed = seed
+            with self.store.transaction() as db:
+                self.store.add_root(db, new.version, raw)
+                self.store.audit(
+                    db,
+                    at=now,
+                    actor=actor,
+                    action="rotate-root",
+                    detail={
+                        "version": new.version,
+                        "threshold": threshold,
+                        "snapshot_key": key_id(public_key_from_seed(seed)).hex(),
+                    },
+                )
+        self.publish(actor=actor, now=now)
+        return new
+
+    # ------------------------------------------------------------------ admin tokens
+
+    def add_token(self, name: str, *, actor: str, now: int) -> str:
+        """Create an admin bearer token; only its SHA-256 is stored. Return it (shown once).
+
+        Raises:
+            ConflictError: a token with this name exists.
+        """
+        token = secrets.token_urlsafe(32)
+        with self._audited(actor, now, "add-token", {"name": name}):
+            if any(n == name for n, _, _ in self.store.token_names()):
+                raise ConflictError(f"a token named {name!r} exists")
+            with self.store.transaction() as db:
+                self.store.add_token(db, name, _token_hash(token), now)
+                self.store.audit(db, at=now, actor=actor, action="add-token", detail={"name": name})
+        return token
+
+    def revoke_token(self, name: str, *, actor: str, now: int) -> None:
+        """Revoke an admin token.
+
+        Raises:
+            NotFoundError: no unrevoked token with this name.
+        """
+        with (
+            self._audited(actor, now, "revoke-token", {"name": name}),
+            self.store.transaction() as db,
+        ):
+            if not self.store.revoke_token(db, name, now):
+                raise NotFoundError(f"no active token named {name!r}")
+            self.store.audit(db, at=now, actor=actor, action="revoke-token", detail={"name": name})
+
+    def authenticate(self, token: str) -> str:
+        """Return the name of the admin token, as the actor for the audit log.
+
+        Raises:
+            UnauthorizedError: unknown or revoked token.
+        """
+        name = self.store.token_name(_token_hash(token))
+        if name is None:
+            raise UnauthorizedError("unknown or revoked admin token")
+        return f"token:{name}"
+
+
+def _token_hash(token: str) -> bytes:
+    # Tokens are 256 random bits, so one SHA-256 suffices: no dictionary to slow down.
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _revoked(key: KeyRecord, compromised_at: int, reason: str | None) -> KeyRecord:
+    return KeyRecord(
+        country=key.country,
+        kid=key.kid,
+        public_key=key.public_key,
+        valid_from=key.valid_from,
+        valid_until=key.valid_until,
+        status="revoked",
+        compromised_at=compromised_at,
+        reason=reason,
+    )
+
+
+def _describe(request: KeyRequest) -> dict[str, object]:
+    detail: dict[str, object] = {
+        "action": request.action,
+        "country": request.country,
+        "signer": request.signer_kid.hex(),
+    }
+    if request.public_key is not None:
+        detail["new_kid"] = key_id(request.public_key).hex()
+    if request.kid is not None:
+        detail["kid"] = request.kid.hex()
+        detail["reason"] = request.reason
+    return detail
