@@ -1,40 +1,51 @@
 """The node's application factory: ``create_app(config) -> web.Application``.
 
 Every resource lives in ``cleanup_ctx``: the database, the decrypted signing key, the event bus,
-the lifecycle services and the supervised registry-refresh loop. Typed state is reached through
+the lifecycle services, the one HTTP client session, the registry fetcher and the supervised
+background loops (registry refresh, overdue check). Typed state is reached through
 the ``web.AppKey`` constants below, which the exchange and the web app use too.
 
-Background work is owned, never fire-and-forget: the refresh loop is a task created here,
-cancelled and awaited at cleanup; one failed refresh is logged and recorded in the
-:class:`RegistryHolder` (``/readyz`` and the API show it), and the loop goes on.
+Background work is owned, never fire-and-forget: each loop is a task created here, cancelled
+and awaited at cleanup; one failed round is logged (a failed refresh is also recorded in the
+:class:`RegistryHolder`, which ``/readyz`` and the API show), and the loop goes on.
+
+``create_app`` also mounts the node-to-node exchange (:mod:`permitnet.node.peer_http`) and the
+operations endpoints (:mod:`permitnet.node.ops`); those modules reach the resources through the
+keys defined here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
+import aiohttp
 from aiohttp import web
 
-from permitnet.node import api, peer_http
+from permitnet.node import api, ops, peer_http
 from permitnet.node.config import NodeConfig
-from permitnet.node.errors import ConfigError
+from permitnet.node.errors import ConfigError, NodeError
 from permitnet.node.events import EventBus
 from permitnet.node.keystore import SigningKey, load_key
 from permitnet.node.lifecycle import NodeServices
+from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.store import Store
+from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_view import RegistryView
 
 __all__ = [
     "BUS_KEY",
     "CLOCK_KEY",
     "CONFIG_KEY",
+    "FETCHER_KEY",
+    "HTTP_SESSION_KEY",
     "REGISTRY_KEY",
     "SERVICES_KEY",
     "SIGNING_KEY",
@@ -57,6 +68,10 @@ REGISTRY_KEY: Final = web.AppKey("permitnet_registry", RegistryHolder)
 BUS_KEY: Final = web.AppKey("permitnet_event_bus", EventBus)
 SERVICES_KEY: Final = web.AppKey("permitnet_services", NodeServices)
 CLOCK_KEY: Final[web.AppKey[Clock]] = web.AppKey("permitnet_clock")
+#: The node's one outgoing HTTP session (registry and peers may share it).
+HTTP_SESSION_KEY: Final = web.AppKey("permitnet_http_session", aiohttp.ClientSession)
+#: The registry fetcher, when the node fetches from ``config.registry_urls`` itself.
+FETCHER_KEY: Final = web.AppKey("permitnet_registry_fetcher", RegistryFetcher)
 
 
 def _system_clock() -> int:
@@ -105,6 +120,33 @@ def create_app(
     if registry_view is not None:
         app[REGISTRY_KEY].replace(registry_view, now())
 
+    async def release_streams(app: web.Application) -> None:
+        # Server-sent-event handlers wait on the bus; closing it lets them end so that
+        # shutdown does not wait for long-lived streams.
+        app[BUS_KEY].close()
+
+    app.cleanup_ctx.append(_resources_ctx(config, signing_key, now))
+    app.cleanup_ctx.append(_background_ctx(config, registry_refresh, registry_view, now))
+    app.on_shutdown.append(release_streams)
+    api.setup_routes(app)
+    # Node-to-node exchange (push, pull, delivery worker); its context uses the resources above.
+    peer_http.setup_exchange(app)
+    # Operations (node/ops.py): /healthz, /readyz, /metrics, and the LAN discovery challenge.
+    ops.mount_on_node(
+        app,
+        country=config.country,
+        store=lambda: app[STORE_KEY],
+        registry=lambda: app[REGISTRY_KEY].view,
+        signing_key=lambda: app.get(SIGNING_KEY),
+        clock=now,
+    )
+    return app
+
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _resources_ctx(config: NodeConfig, signing_key: SigningKey | None, now: Clock) -> Context:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         key: SigningKey = (
             signing_key
@@ -128,33 +170,66 @@ def create_app(
             store.remove_listener(app[BUS_KEY].notify)
             await store.close()
 
-    async def registry_loop(app: web.Application) -> AsyncIterator[None]:
-        if registry_refresh is None:
-            yield
-            return
-        task = asyncio.create_task(
-            _refresh_forever(app, registry_refresh, config.registry_refresh_seconds),
-            name="permitnet-registry-refresh",
-        )
+    return resources
+
+
+def _background_ctx(
+    config: NodeConfig,
+    registry_refresh: RegistryRefresh | None,
+    registry_view: RegistryView | None,
+    now: Clock,
+) -> Context:
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession()
+        app[HTTP_SESSION_KEY] = session
+        refresh = registry_refresh
+        fetcher: RegistryFetcher | None = None
+        if refresh is None and registry_view is None:
+            try:
+                fetcher = await asyncio.to_thread(_make_fetcher, config, session)
+            except ConfigError as e:
+                # The node still starts, so that its pages and /readyz can say what is wrong;
+                # without a registry view it accepts and signs nothing.
+                _log.error("registry client not started: %s", e)
+                app[REGISTRY_KEY].last_error = str(e)
+                fetcher = None
+        if refresh is None and registry_view is None and fetcher is not None:
+            app[FETCHER_KEY] = fetcher
+            if fetcher.current is not None:
+                app[REGISTRY_KEY].replace(fetcher.current, now())
+
+            async def refresh_from_mirrors() -> RegistryView:
+                return await fetcher.refresh(now())
+
+            refresh = refresh_from_mirrors
+        tasks = [
+            asyncio.create_task(
+                _every(config.overdue_check_seconds, app[SERVICES_KEY].flag_overdue, "overdue"),
+                name="permitnet-overdue-check",
+            )
+        ]
+        if refresh is not None:
+            tasks.append(
+                asyncio.create_task(
+                    _every(
+                        config.registry_refresh_seconds,
+                        functools.partial(_refresh_round, app, refresh),
+                        "registry refresh",
+                    ),
+                    name="permitnet-registry-refresh",
+                )
+            )
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await session.close()
 
-    async def release_streams(app: web.Application) -> None:
-        # Server-sent-event handlers wait on the bus; closing it lets them end so that
-        # shutdown does not wait for long-lived streams.
-        app[BUS_KEY].close()
-
-    app.cleanup_ctx.append(resources)
-    app.cleanup_ctx.append(registry_loop)
-    app.on_shutdown.append(release_streams)
-    api.setup_routes(app)
-    # Node-to-node exchange (push, pull, delivery worker); its context uses the resources above.
-    peer_http.setup_exchange(app)
-    return app
+    return background
 
 
 async def refresh_once(app: web.Application, refresh: RegistryRefresh) -> bool:
@@ -173,14 +248,40 @@ async def refresh_once(app: web.Application, refresh: RegistryRefresh) -> bool:
     return True
 
 
-async def _refresh_forever(app: web.Application, refresh: RegistryRefresh, every: float) -> None:
-    holder = app[REGISTRY_KEY]
+def _make_fetcher(config: NodeConfig, session: aiohttp.ClientSession) -> RegistryFetcher:
+    try:
+        pinned_root = config.registry_root_path.read_bytes()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the pinned registry root {config.registry_root_path}: {e}"
+        ) from e
+    try:
+        return RegistryFetcher(
+            list(config.registry_urls),
+            config.registry_cache_path,
+            pinned_root,
+            session,
+            config.registry_grace_seconds,
+        )
+    except (ProtocolError, ValueError) as e:
+        raise ConfigError(f"cannot set up the registry client: {e}") from e
+
+
+async def _refresh_round(app: web.Application, refresh: RegistryRefresh) -> None:
+    try:
+        await refresh_once(app, refresh)
+    except (NodeError, ProtocolError, aiohttp.ClientError, TimeoutError) as e:
+        app[REGISTRY_KEY].last_error = f"{type(e).__name__}: {e}"
+        raise
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run ``work`` now and then every ``seconds``; a failed round is logged, not fatal."""
     while True:
         try:
-            await refresh_once(app, refresh)
+            await work()
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # noqa: BLE001 - one failed refresh must not stop the loop
-            holder.last_error = f"{type(e).__name__}: {e}"
-            _log.warning("registry refresh failed: %s", holder.last_error, exc_info=e)
-        await asyncio.sleep(every)
+        except Exception as e:  # noqa: BLE001 - one failed round must not stop the loop
+            _log.warning("%s failed: %s: %s", what, type(e).__name__, e, exc_info=e)
+        await asyncio.sleep(seconds)

@@ -1,4 +1,4 @@
-"""Operating a node: health, readiness, Prometheus metrics and JSON logs.
+"""Operating a node: health, readiness and Prometheus metrics (JSON logs: node/logs.py).
 
 * ``GET /healthz`` answers 200 while the process and its event loop are alive (a liveness probe:
   restart the node when it stops answering).
@@ -17,8 +17,6 @@ has its own ``CollectorRegistry``, so several nodes in one process (tests, the d
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -27,20 +25,23 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from permitnet.node.discovery_challenge import ChallengeResponder, setup_challenge
 from permitnet.node.errors import NodeError
+from permitnet.node.exchange import DEFAULT_REGISTRY_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from permitnet.node.keystore import SigningKey
     from permitnet.node.store import Store
+    from permitnet.protocol.registry_view import RegistryView
 
 __all__ = [
     "OPS_KEY",
     "DeliveryMetrics",
-    "JsonLogFormatter",
     "OpsProbes",
     "RegistryFreshness",
-    "configure_logging",
+    "mount_on_node",
     "setup_ops",
 ]
 
@@ -342,39 +343,73 @@ def setup_ops(app: web.Application, probes: OpsProbes) -> DeliveryMetrics:
     return ops.delivery
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the exception if any."""
+def mount_on_node(
+    app: web.Application,
+    *,
+    country: str,
+    store: Callable[[], Store],
+    registry: Callable[[], RegistryView | None],
+    signing_key: Callable[[], SigningKey | None],
+    clock: Callable[[], int],
+    grace_seconds: int = DEFAULT_REGISTRY_GRACE_SECONDS,
+) -> DeliveryMetrics:
+    """Mount the ops endpoints and the discovery challenge on the node's app.
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record`` as one line of JSON."""
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-JsonLogFormatter.converter = time.gmtime
-
-
-def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
-    """Send the node's logs to standard error, as text or as one JSON object per line.
+    The app factory calls this once; every argument is read at request time, so the store and
+    key opened later in the app's cleanup context, and a rotated key, are seen.
 
     Args:
-        json_logs: emit JSON lines (for journald or a log shipper) instead of text.
-        level: the lowest level logged.
+        app: the node's application, before it starts.
+        country: the node's country.
+        store: returns the open store.
+        registry: returns the current verified registry view, or ``None``.
+        signing_key: returns the loaded signing key, or ``None`` before it is loaded.
+        clock: the current Unix time.
+        grace_seconds: how long past expiry the registry data is still used (as the exchange).
+
+    Returns:
+        The delivery counters, for the delivery worker to report into.
     """
-    handler = logging.StreamHandler()
-    if json_logs:
-        handler.setFormatter(JsonLogFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(level)
+
+    def freshness() -> RegistryFreshness | None:
+        view = registry()
+        if view is None:
+            return None
+        return RegistryFreshness(
+            version=view.version,
+            issued_at=view.issued_at,
+            expires_at=view.expires_at,
+            grace_seconds=grace_seconds,
+        )
+
+    def key() -> SigningKey:
+        loaded = signing_key()
+        if loaded is None:
+            raise DiscoveryNotReadyError("the signing key is not loaded yet")
+        return loaded
+
+    setup_challenge(
+        app,
+        ChallengeResponder(
+            country=country,
+            signing_key=lambda: key().seed,
+            kid=lambda: key().kid,
+            clock=clock,
+        ),
+    )
+    return setup_ops(
+        app,
+        OpsProbes(
+            store=store,
+            registry=freshness,
+            signing_key_loaded=lambda: signing_key() is not None,
+            clock=clock,
+        ),
+    )
+
+
+class DiscoveryNotReadyError(NodeError):
+    """The challenge cannot be answered before the node has loaded its key."""
+
+    status_hint = 503
+    code = "not_ready"

@@ -147,14 +147,16 @@ def _corrupted(tmp_path: Path) -> Path:
     return backup
 
 
+BAD_BACKUPS = [
+    ("missing", lambda p: p / "absent.sqlite", "no file"),
+    ("not sqlite", _not_sqlite, "not a usable SQLite database"),
+    ("truncated", _truncated, "b.sqlite"),
+    ("corrupted pages", _corrupted, "b.sqlite"),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "make", "message"),
-    [
-        ("missing", lambda p: p / "absent.sqlite", "no file"),
-        ("not sqlite", _not_sqlite, "not a usable SQLite database"),
-        ("truncated", _truncated, "b.sqlite"),
-        ("corrupted pages", _corrupted, "b.sqlite"),
-    ],
+    ("name", "make", "message"), BAD_BACKUPS, ids=[case[0] for case in BAD_BACKUPS]
 )
 def test_restore_refuses_bad_backups(tmp_path: Path, name: str, make: object, message: str) -> None:
     assert callable(make)

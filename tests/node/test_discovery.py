@@ -60,27 +60,27 @@ def test_advertisement_round_trip() -> None:
     assert Advertisement.from_properties(props) == ad
 
 
-@pytest.mark.parametrize(
-    ("name", "props", "message"),
-    [
-        ("no version", {b"country": b"DE", b"kid": DE_KID.hex().encode()}, "version"),
-        ("future version", {b"v": b"2", b"country": b"DE", b"kid": DE_KID.hex().encode()}, "2"),
-        ("bad country", {b"v": b"1", b"country": b"de", b"kid": DE_KID.hex().encode()}, "alpha-2"),
-        ("kid not hex", {b"v": b"1", b"country": b"DE", b"kid": b"zz"}, "hexadecimal"),
-        ("kid short", {b"v": b"1", b"country": b"DE", b"kid": b"abcd"}, "16-byte"),
-        (
-            "scheme ftp",
-            {b"v": b"1", b"country": b"DE", b"kid": DE_KID.hex().encode(), b"scheme": b"ftp"},
-            "http or https",
-        ),
-        (
-            "relative path",
-            {b"v": b"1", b"country": b"DE", b"kid": DE_KID.hex().encode(), b"path": b"x"},
-            "absolute path",
-        ),
-        ("not ascii", {b"v": b"1", b"country": "DÉ".encode()}, "ASCII"),
-    ],
-)
+BAD_TXT = [
+    ("no version", {b"country": b"DE", b"kid": DE_KID.hex().encode()}, "version"),
+    ("future version", {b"v": b"2", b"country": b"DE", b"kid": DE_KID.hex().encode()}, "2"),
+    ("bad country", {b"v": b"1", b"country": b"de", b"kid": DE_KID.hex().encode()}, "alpha-2"),
+    ("kid not hex", {b"v": b"1", b"country": b"DE", b"kid": b"zz"}, "hexadecimal"),
+    ("kid short", {b"v": b"1", b"country": b"DE", b"kid": b"abcd"}, "16-byte"),
+    (
+        "scheme ftp",
+        {b"v": b"1", b"country": b"DE", b"kid": DE_KID.hex().encode(), b"scheme": b"ftp"},
+        "http or https",
+    ),
+    (
+        "relative path",
+        {b"v": b"1", b"country": b"DE", b"kid": DE_KID.hex().encode(), b"path": b"x"},
+        "absolute path",
+    ),
+    ("not ascii", {b"v": b"1", b"country": "DÉ".encode()}, "ASCII"),
+]
+
+
+@pytest.mark.parametrize(("name", "props", "message"), BAD_TXT, ids=[case[0] for case in BAD_TXT])
 def test_bad_txt_records(name: str, props: dict[bytes, bytes | None], message: str) -> None:
     with pytest.raises(DiscoveryError, match=message):
         Advertisement.from_properties(props)
@@ -140,7 +140,9 @@ def _unprotected_kid() -> bytes:
     return encode_cbor(Tag(18, [protected, {4: DE_KID}, b"\xa0", good[-64:]]))
 
 
-@pytest.mark.parametrize(("name", "answer", "ad", "message"), BAD_ANSWERS)
+@pytest.mark.parametrize(
+    ("name", "answer", "ad", "message"), BAD_ANSWERS, ids=[case[0] for case in BAD_ANSWERS]
+)
 def test_bad_answers_are_refused(
     name: str, answer: Callable[[Challenge], bytes], ad: Advertisement, message: str
 ) -> None:
@@ -166,15 +168,21 @@ def test_good_answer_verifies() -> None:
     assert key.country == "DE"
 
 
+BAD_CHALLENGES = [
+    ("empty", b"", "not strict CBOR"),
+    ("too big", b"\x00" * 300, "at most"),
+    ("short nonce", encode_cbor({"v": 1, "nonce": b"x", "from": "FR", "to": "DE"}), "32 bytes"),
+    (
+        "for FR",
+        Challenge(nonce=b"n" * 32, challenger="IN", audience="FR").to_payload(),
+        "is for FR",
+    ),
+    ("bad from", encode_cbor({"v": 1, "nonce": b"x" * 32, "from": 1, "to": "DE"}), "alpha-2"),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "body", "message"),
-    [
-        ("empty", b"", "not strict CBOR"),
-        ("too big", b"\x00" * 300, "at most"),
-        ("short nonce", encode_cbor({"v": 1, "nonce": b"x", "from": "FR", "to": "DE"}), "32 bytes"),
-        ("for FR", make_challenge(challenger="IN", audience="FR").to_payload(), "is for FR"),
-        ("bad from", encode_cbor({"v": 1, "nonce": b"x" * 32, "from": 1, "to": "DE"}), "alpha-2"),
-    ],
+    ("name", "body", "message"), BAD_CHALLENGES, ids=[case[0] for case in BAD_CHALLENGES]
 )
 def test_bad_challenges_are_refused(name: str, body: bytes, message: str) -> None:
     with pytest.raises(DiscoveryError, match=message):

@@ -14,13 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from permitnet.node.ops import (
-    JsonLogFormatter,
-    OpsProbes,
-    RegistryFreshness,
-    configure_logging,
-    setup_ops,
-)
+from permitnet.node.logs import JsonLogFormatter, configure_logging
+from permitnet.node.ops import OpsProbes, RegistryFreshness, setup_ops
 from permitnet.node.store import DocumentItem, DocumentRecord, Store
 
 if TYPE_CHECKING:

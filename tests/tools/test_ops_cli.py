@@ -131,7 +131,9 @@ RESTORE_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "damage", "message"), RESTORE_REFUSALS)
+@pytest.mark.parametrize(
+    ("name", "damage", "message"), RESTORE_REFUSALS, ids=[case[0] for case in RESTORE_REFUSALS]
+)
 def test_restore_refusals_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, damage: object, message: str
 ) -> None:
