@@ -229,6 +229,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         registry=holder,
         applier=LifecycleApplier(app[node_app.SERVICES_KEY]),
         clock=clock,
+        grace_seconds=config.registry_grace_seconds,
     )
     async with aiohttp.ClientSession() as session:
         delivery = DeliveryWorker(
