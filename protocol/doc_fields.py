@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import pycountry
@@ -35,6 +35,9 @@ DOCUMENT_ID_SIZE: Final = 32
 #: The largest accepted Unix time (year 2242): far beyond any document's life, inside 64 bits.
 MAX_INSTANT: Final = 2**33
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The Unicode general category Cc is exactly U+0000-U+001F and U+007F-U+009F.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LF: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def check_country(value: object, where: str) -> str:
@@ -45,9 +48,15 @@ def check_country(value: object, where: str) -> str:
     """
     if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isupper():
         raise DocumentError(f"{where}: {value!r} is not an ISO 3166-1 alpha-2 country code")
-    if pycountry.countries.get(alpha_2=value) is None:
+    if not _is_assigned_country(value):
         raise DocumentError(f"{where}: {value!r} is not an assigned ISO 3166-1 country code")
     return value
+
+
+@lru_cache(maxsize=1024)
+def _is_assigned_country(code: str) -> bool:
+    # Only two upper-case ASCII letters reach this, so the cache is bounded by 26 x 26.
+    return pycountry.countries.get(alpha_2=code) is not None
 
 
 class PayloadReader:
@@ -94,16 +103,19 @@ class PayloadReader:
                 ``max_length`` characters, or holding a control character.
         """
         value = self._payload[key]
-        where = self.path(key)
         if not isinstance(value, str):
-            raise DocumentError(f"{where}: expected text, got {type(value).__name__}")
+            raise DocumentError(f"{self.path(key)}: expected text, got {type(value).__name__}")
         if not empty and not value.strip():
-            raise DocumentError(f"{where}: must not be empty")
+            raise DocumentError(f"{self.path(key)}: must not be empty")
         if len(value) > max_length:
-            raise DocumentError(f"{where}: {len(value)} characters, at most {max_length} allowed")
-        for char in value:
-            if unicodedata.category(char) == "Cc" and not (multiline and char == "\n"):
-                raise DocumentError(f"{where}: control character {char!r} is not allowed")
+            raise DocumentError(
+                f"{self.path(key)}: {len(value)} characters, at most {max_length} allowed"
+            )
+        control = (_CONTROL_BUT_LF if multiline else _CONTROL).search(value)
+        if control is not None:
+            raise DocumentError(
+                f"{self.path(key)}: control character {control.group()!r} is not allowed"
+            )
         return value
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str:
@@ -126,11 +138,12 @@ class PayloadReader:
             DocumentError: not an integer (booleans are not integers here), or out of range.
         """
         value = self._payload[key]
-        where = self.path(key)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise DocumentError(f"{where}: expected an integer, got {type(value).__name__}")
+            raise DocumentError(
+                f"{self.path(key)}: expected an integer, got {type(value).__name__}"
+            )
         if not minimum <= value <= maximum:
-            raise DocumentError(f"{where}: {value} is outside {minimum}..{maximum}")
+            raise DocumentError(f"{self.path(key)}: {value} is outside {minimum}..{maximum}")
         return value
 
     def boolean(self, key: str) -> bool:
@@ -159,13 +172,12 @@ class PayloadReader:
             DocumentError: not text of that form, or not a real date.
         """
         value = self._payload[key]
-        where = self.path(key)
         if not isinstance(value, str) or _DATE.fullmatch(value) is None:
-            raise DocumentError(f"{where}: {value!r} is not a date written YYYY-MM-DD")
+            raise DocumentError(f"{self.path(key)}: {value!r} is not a date written YYYY-MM-DD")
         try:
             return dt.date.fromisoformat(value)
         except ValueError as e:
-            raise DocumentError(f"{where}: {value!r} is not a real calendar date") from e
+            raise DocumentError(f"{self.path(key)}: {value!r} is not a real calendar date") from e
 
     def document_id(self, key: str, *, optional: bool = False) -> bytes | None:
         """Read a 32-byte document identifier (``null`` allowed only when ``optional``).
