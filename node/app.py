@@ -37,6 +37,7 @@ from permitnet.node.lifecycle import NodeServices
 from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.store import Store
+from permitnet.node.web import NodeKeys, WebSettings, setup_web
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_view import RegistryView
 
@@ -139,6 +140,16 @@ def create_app(
         registry=lambda: app[REGISTRY_KEY].view,
         signing_key=lambda: app.get(SIGNING_KEY),
         clock=now,
+    )
+    # The web pages for competent national authorities (node/web/); their accounts context
+    # is appended after the resources context above, so it opens after the store.
+    setup_web(
+        app,
+        settings=WebSettings(country=config.country, authority_name=config.authority_name),
+        database=config.database_path,
+        keys=NodeKeys(
+            store=STORE_KEY, registry=REGISTRY_KEY, clock=CLOCK_KEY, services=SERVICES_KEY
+        ),
     )
     return app
 

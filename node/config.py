@@ -73,6 +73,8 @@ class NodeConfig:
         insecure_plaintext_key: the key file is stored in plain text (demos only).
         registry_cache_dir: where the last good registry snapshot is cached.
         registry_refresh_seconds: how often the registry is polled.
+        registry_grace_seconds: how long past a snapshot's expiry the node keeps exchanging.
+        overdue_check_seconds: how often authorizations past validity are flagged.
         max_request_bytes: requests with larger bodies are refused with 413.
     """
 
@@ -90,6 +92,8 @@ class NodeConfig:
     insecure_plaintext_key: bool = False
     registry_cache_dir: Path = field(default=Path("registry-cache"))
     registry_refresh_seconds: float = 300.0
+    registry_grace_seconds: int = 7 * 86_400
+    overdue_check_seconds: float = 3600.0
     max_request_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -103,8 +107,10 @@ class NodeConfig:
         _check_url(self.public_url, "public_url")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, got {self.port}")
-        if self.registry_refresh_seconds <= 0:
-            raise ConfigError("registry_refresh_seconds must be positive")
+        if self.registry_refresh_seconds <= 0 or self.overdue_check_seconds <= 0:
+            raise ConfigError("registry_refresh_seconds and overdue_check_seconds must be positive")
+        if self.registry_grace_seconds < 0:
+            raise ConfigError("registry_grace_seconds must not be negative")
         if self.max_request_bytes < 1024:
             raise ConfigError("max_request_bytes must be at least 1024")
 
@@ -165,6 +171,8 @@ class NodeConfig:
             f"insecure_plaintext_key = {'true' if self.insecure_plaintext_key else 'false'}",
             f"registry_cache_dir = {q(str(self.registry_cache_dir))}",
             f"registry_refresh_seconds = {float(self.registry_refresh_seconds)!r}",
+            f"registry_grace_seconds = {self.registry_grace_seconds}",
+            f"overdue_check_seconds = {float(self.overdue_check_seconds)!r}",
             f"max_request_bytes = {self.max_request_bytes}",
         ]
         return "\n".join(lines) + "\n"
@@ -219,6 +227,8 @@ class NodeConfig:
             "insecure_plaintext_key": (bool,),
             "registry_cache_dir": (str,),
             "registry_refresh_seconds": (int, float),
+            "registry_grace_seconds": (int,),
+            "overdue_check_seconds": (int, float),
             "max_request_bytes": (int,),
         }
         unknown = set(raw) - set(types) - {"format"}
@@ -242,8 +252,9 @@ class NodeConfig:
         for name in ("registry_root", "database", "key_file", "registry_cache_dir"):
             if name in values:
                 values[name] = Path(str(values[name]))
-        if "registry_refresh_seconds" in values:
-            values["registry_refresh_seconds"] = float(values["registry_refresh_seconds"])  # type: ignore[arg-type]  # checked int|float above
+        for name in ("registry_refresh_seconds", "overdue_check_seconds"):
+            if name in values:
+                values[name] = float(values[name])  # type: ignore[arg-type]  # checked int|float above
         values.setdefault("public_url", "http://127.0.0.1:8470")
         try:
             return cls(data_dir=data_dir, registry_urls=tuple(urls), **values)  # type: ignore[arg-type]  # each value type-checked above
