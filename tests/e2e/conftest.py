@@ -134,11 +134,13 @@ class RegistryServer:
             "countries",
             {"code": country, "authority": f"Authority {country}", "endpoints": [endpoint]},
         )
+        await self.enroll_key(country, key)
+
+    async def enroll_key(self, country: str, key: SigningKey) -> None:
+        """Submit a registered country's signed enrollment request and approve it."""
+        now = int(time.time())
         request = build_enrollment_request(
-            key.seed,
-            country=country,
-            valid_from=int(time.time()) - 86_400,
-            requested_at=int(time.time()),
+            key.seed, country=country, valid_from=now - 86_400, requested_at=now
         )
         async with self.session.post(f"{self.url}/v1/key-requests", data=request) as response:
             answer = await response.json()
@@ -253,6 +255,15 @@ class Network:
             self.keys[country] = SigningKey.from_seed(generate_seed())
             await self.registry.enroll(country, self.endpoint(country), self.keys[country])
             await self.registry.set_estimate(country, estimate_mg)
+        await self.registry.publish()
+
+    async def enroll_key_only(
+        self, country: str, *, estimate_mg: int = DEFAULT_ESTIMATE_MG
+    ) -> None:
+        """Enroll a key for a country the test registered itself (e.g. with no endpoint)."""
+        self.keys[country] = SigningKey.from_seed(generate_seed())
+        await self.registry.enroll_key(country, self.keys[country])
+        await self.registry.set_estimate(country, estimate_mg)
         await self.registry.publish()
 
     async def start(self, *countries: str, pull_from: tuple[str, ...] = ()) -> list[RunningNode]:
