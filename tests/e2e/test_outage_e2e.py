@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from tests.e2e.conftest import ic_body
@@ -32,7 +33,7 @@ async def test_peer_down_for_a_while_then_receives_everything_exactly_once(
 
     fr = await network.start_node("FR")
     for doc_id in ids:
-        await network.wait_until(lambda doc_id=doc_id: de.delivered(doc_id))
+        await network.wait_until(functools.partial(de.delivered, doc_id))
     assert await fr.count("SELECT count(*) FROM documents") == 5
     for doc_id in ids:
         assert (
