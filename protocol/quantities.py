@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Final
 
 from permitnet.protocol.errors import DocumentError
@@ -80,6 +81,15 @@ def parse_factor(text: str) -> Fraction:
         QuantityError: not a plain decimal, outside (0, 1], more than 8 decimal places, or
             written with trailing zeros (``"0.50"``) or a redundant point (``"1.0"``).
     """
+    if not isinstance(text, str):
+        raise QuantityError(f"factor {text!r} is not a decimal string such as '0.7521'")
+    return _parse_factor(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_factor(text: str) -> Fraction:
+    # Documents repeat the same few catalogue factors, and parsing a Fraction from text is
+    # slow; errors are not cached, so bad input is checked every time.
     value = parse_decimal(text)
     _, _, places = text.partition(".")
     if places.endswith("0"):
