@@ -14,6 +14,7 @@ Nothing here checks a signature: what comes out is to be verified against the re
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Final
@@ -49,6 +50,9 @@ RENDER_DPI: Final = 200
 #: The signed file's first byte: CBOR tag 18 (COSE_Sign1), or an untagged 4-item array.
 _COSE_FIRST_BYTES: Final = frozenset({0xD2, 0x84})
 _PDF_MAGIC: Final = b"%PDF-"
+#: PDFium is not thread-safe (pypdfium2's documentation says so): one rendering at a time, so
+#: that a web server may call this module from several worker threads.
+_PDFIUM_LOCK: Final = threading.Lock()
 
 
 class UnreadableInputError(NodeError):
@@ -213,20 +217,24 @@ def _pdf_attachments(data: bytes) -> list[tuple[str, bytes]]:
 
 def _pdf_qr_texts(data: bytes) -> list[str]:
     """Render the PDF's first pages and return the permitnet QR texts found on them."""
-    try:
-        document = pypdfium2.PdfDocument(data)
-    except pypdfium2.PdfiumError as e:
-        raise UnreadableInputError(f"the PDF cannot be rendered: {e}") from e
+    images: list[Image.Image] = []
+    with _PDFIUM_LOCK:
+        try:
+            document = pypdfium2.PdfDocument(data)
+        except pypdfium2.PdfiumError as e:
+            raise UnreadableInputError(f"the PDF cannot be rendered: {e}") from e
+        try:
+            for index in range(min(len(document), MAX_PDF_PAGES)):
+                page = document[index]
+                bitmap = page.render(scale=RENDER_DPI / 72, grayscale=True)
+                images.append(bitmap.to_pil().copy())
+                bitmap.close()
+                page.close()
+        except pypdfium2.PdfiumError as e:
+            raise UnreadableInputError(f"the PDF cannot be rendered: {e}") from e
+        finally:
+            document.close()
     texts: list[str] = []
-    try:
-        for index in range(min(len(document), MAX_PDF_PAGES)):
-            page = document[index]
-            bitmap = page.render(scale=RENDER_DPI / 72, grayscale=True)
-            texts.extend(read_qr_texts(bitmap.to_pil()))
-            bitmap.close()
-            page.close()
-    except pypdfium2.PdfiumError as e:
-        raise UnreadableInputError(f"the PDF cannot be rendered: {e}") from e
-    finally:
-        document.close()
+    for image in images:
+        texts.extend(read_qr_texts(image))
     return texts

@@ -143,6 +143,34 @@ class Verdict:
         lines.extend(f"  Warning: {warning}" for warning in self.warnings)
         return lines
 
+    def to_payload(self) -> dict[str, object]:
+        """Return the verdict as a JSON-ready map; the document's fields by section heading."""
+        return {
+            "authentic": self.authentic,
+            "reason": self.reason,
+            "source": self.source,
+            "document_id": self.document_id,
+            "title": self.title,
+            "issuer": self.issuer,
+            "authority": self.authority,
+            "reference": self.reference,
+            "issued_at": self.issued_at,
+            "kid": self.kid,
+            "key_status": self.key_status,
+            "validity": self.validity,
+            "chain": [
+                {"relation": c.relation, "document_id": c.document_id, "number": c.number}
+                for c in self.chain
+            ],
+            "registry_version": self.registry_version,
+            "registry_expires_at": self.registry_expires_at,
+            "warnings": list(self.warnings),
+            "fields": {
+                section.heading: {field.label: field.value for field in section.fields}
+                for section in self.sections
+            },
+        }
+
     def _issuer_text(self) -> str | None:
         if self.issuer is None:
             return None
@@ -166,7 +194,9 @@ def verify_offline(
 ) -> Verdict:
     """Verify a PDF, an image of the QR code, a QR text or a signed file against ``view``.
 
-    Never raises for a bad input: every failure is a verdict with its reason.
+    Never raises for a bad input: every failure is a verdict with its reason. It is CPU work
+    (rendering a PDF page and decoding its QR code take tens of milliseconds): from async code,
+    run it in a worker thread (``asyncio.to_thread``); PDF rendering is serialized inside.
 
     Args:
         data: the whole input file.

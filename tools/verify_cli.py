@@ -23,7 +23,7 @@ import aiohttp
 from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.errors import NodeError
 from permitnet.node.offline_inputs import MAX_INPUT_SIZE
-from permitnet.node.offline_verify import Verdict, verify_offline
+from permitnet.node.offline_verify import verify_offline
 from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_client import TrustedRegistry
@@ -87,7 +87,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     now = int(time.time()) if args.at is None else args.at
     verdict = verify_offline(data, view, now=now)
     if args.json:
-        print(json.dumps(verdict_json(verdict), indent=2, ensure_ascii=False))
+        print(json.dumps(verdict.to_payload(), indent=2, ensure_ascii=False))
         return 0 if verdict.authentic else 1
     if not verdict.authentic:
         print(f"permitnet: {verdict.summary()[0]}", file=sys.stderr)
@@ -100,35 +100,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
             value = field.value.replace("\n", "\n" + " " * 4)
             print(f"  {field.label}:\n    {value}")
     return 0
-
-
-def verdict_json(verdict: Verdict) -> dict[str, object]:
-    """Return the verdict as a JSON-ready map (without the document's display sections)."""
-    return {
-        "authentic": verdict.authentic,
-        "reason": verdict.reason,
-        "source": verdict.source,
-        "document_id": verdict.document_id,
-        "title": verdict.title,
-        "issuer": verdict.issuer,
-        "authority": verdict.authority,
-        "reference": verdict.reference,
-        "issued_at": verdict.issued_at,
-        "kid": verdict.kid,
-        "key_status": verdict.key_status,
-        "validity": verdict.validity,
-        "chain": [
-            {"relation": c.relation, "document_id": c.document_id, "number": c.number}
-            for c in verdict.chain
-        ],
-        "registry_version": verdict.registry_version,
-        "registry_expires_at": verdict.registry_expires_at,
-        "warnings": list(verdict.warnings),
-        "fields": {
-            section.heading: {field.label: field.value for field in section.fields}
-            for section in verdict.sections
-        },
-    }
 
 
 def _read_input(path: Path) -> bytes:

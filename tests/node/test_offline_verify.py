@@ -342,3 +342,17 @@ def test_a_failed_document_still_names_its_key_and_its_registered_country() -> N
     assert verdict.key_status == "active, registered to DE"
     assert verdict.registry_version == VIEW.version
     assert any("key registered to Germany (DE)" in line for line in verdict.summary())
+
+
+def test_verifying_printed_pdfs_from_several_threads_at_once() -> None:
+    # The web verify page runs verification in worker threads; PDFium must not be entered twice.
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [PDF, print_document(export_authorization(CERTIFICATE))] * 3
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        verdicts = list(pool.map(lambda data: verify_offline(data, VIEW, now=NOW), inputs))
+    assert [v.authentic for v in verdicts] == [True] * len(inputs)
+    assert {v.source for v in verdicts} == {
+        "PDF attachment import-certificate-DE-IC-2026-000123.cose, same as its QR code",
+        "PDF attachment export-authorization-FR-EA-2026-0042.cose, same as its QR code",
+    }
