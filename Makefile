@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := chromium chromium-driver
+APT_PACKAGES := chromium chromium-driver fonts-dejavu-core
 
 .PHONY: test demo setup apt lint typecheck pytest benchmarks clean
 
