@@ -268,6 +268,10 @@ async def _checked_form(request: web.Request, ctx: PageContext) -> PageContext:
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
         raise ForbiddenError(f"this form was sent from another site ({origin}), not this node")
+    if request.content_type == "multipart/form-data":
+        # Uploads to the verify page (a photo of a QR code) may exceed the node's API body
+        # limit; they get their own, larger limit. Other forms keep the node's limit.
+        request = request.clone(client_max_size=request.app[SETTINGS_KEY].max_upload_bytes)
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge as e:

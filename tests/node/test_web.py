@@ -7,6 +7,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 
 from permitnet.node.web import ACCOUNTS_KEY
@@ -234,3 +235,19 @@ async def test_dashboard_shows_registry_state_and_empty_lists(tmp_path: Path) ->
         assert "No verified registry data yet" in text
         assert "No open alerts." in text
         assert "Competent authority of DE" in text
+
+
+async def test_verify_uploads_have_their_own_size_limit(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        csrf = csrf_of(await (await client.get("/verify")).text())
+        for size, status in ((2 * 1024 * 1024, 200), (9 * 1024 * 1024, 413)):
+            form = aiohttp.FormData()
+            form.add_field("csrf_token", csrf)
+            form.add_field("file", b"\x00" * size, filename="scan.png")
+            response = await client.post("/verify", data=form)
+            text = await response.text()
+            assert response.status == status, text
+            if status == 413:
+                assert "larger than this node accepts (8 MB at most)" in text
+            else:
+                assert "Not authentic" in text
