@@ -206,7 +206,7 @@ class Catalogue:
         object.__setattr__(self, "_by_code", by_code)
 
     def __contains__(self, code: object) -> bool:
-        return code in self._by_code
+        return isinstance(code, str) and code in self._by_code
 
     def __len__(self) -> int:
         return len(self.substances)

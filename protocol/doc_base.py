@@ -74,7 +74,11 @@ class DocumentBase:
         if not isinstance(payload, dict):
             raise DocumentError(f"a document payload is a map, got {type(payload).__name__}")
         version = payload.get("v")
-        if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or version not in SCHEMA_VERSIONS
+        ):
             raise DocumentError(
                 f"v: schema version {version!r} is not supported (supported: "
                 f"{', '.join(map(str, sorted(SCHEMA_VERSIONS)))})"
