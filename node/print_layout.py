@@ -11,12 +11,14 @@ resolution and each module is exactly :data:`MODULE_MM` wide on paper.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import segno
+from fontTools.ttLib import TTFont, TTLibError
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.errors import FPDFException
@@ -145,6 +147,7 @@ def draw_sheet(sheet: Sheet, *, font_dir: Path = FONT_DIR) -> bytes:
         PrintError: the fonts are missing, or the QR text does not fit a QR code.
     """
     code, level = qr_matrix(sheet.qr_text)
+    _check_glyphs(sheet, font_dir)
     pdf = _Pdf(sheet)
     try:
         pdf.add_font(_FONT, "", str(font_dir / "DejaVuSans.ttf"))
@@ -182,6 +185,49 @@ def draw_sheet(sheet: Sheet, *, font_dir: Path = FONT_DIR) -> bytes:
         return bytes(pdf.output())
     except FPDFException as e:  # pragma: no cover - fpdf2 refuses only malformed layouts
         raise PrintError(f"cannot write the PDF: {e}") from e
+
+
+@functools.lru_cache(maxsize=4)
+def _glyphs(font_dir: Path) -> frozenset[int]:
+    """Return the code points both DejaVu Sans faces can draw."""
+    covered: frozenset[int] | None = None
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        try:
+            with TTFont(font_dir / name, lazy=True) as font:
+                cmap = frozenset(font.getBestCmap())
+        except (OSError, TTLibError) as e:
+            raise PrintError(
+                f"cannot load the DejaVu fonts from {font_dir} (Debian package "
+                f"fonts-dejavu-core): {e}"
+            ) from e
+        covered = cmap if covered is None else covered & cmap
+    assert covered is not None
+    return covered
+
+
+def _check_glyphs(sheet: Sheet, font_dir: Path) -> None:
+    """Refuse to print text the font cannot draw: a box in place of a name is not a document.
+
+    Raises:
+        PrintError: naming the characters and the field that holds them.
+    """
+    covered = _glyphs(font_dir)
+    texts: list[tuple[str, str]] = [
+        ("issuing authority", sheet.issuing_authority),
+        ("reference", sheet.reference),
+    ]
+    for section in (*sheet.sections_before_items, *sheet.sections_after_items):
+        texts.extend((field.label, field.value) for field in section.fields)
+    texts.extend(("items table", cell) for row in sheet.items for cell in row.cells)
+    texts.extend((field.label, field.value) for field in sheet.verification)
+    for where, text in texts:
+        missing = sorted({c for c in text if ord(c) not in covered and not c.isspace()})
+        if missing:
+            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:5])
+            raise PrintError(
+                f"cannot print {where!r}: the font (DejaVu Sans) has no glyph for {shown}; "
+                "give the text in Latin script"
+            )
 
 
 class _Pdf(FPDF):

@@ -226,7 +226,7 @@ def consistent_forgery() -> bytes:
     forged = flip(CERTIFICATE.raw, len(CERTIFICATE.raw) - 70)
     from .test_printing_layout import make_sheet
 
-    return draw_sheet(make_sheet(signed=forged))
+    return draw_sheet(make_sheet(forged))
 
 
 def revoked_before() -> RegistryView:

@@ -31,7 +31,7 @@ SIGNED = sign1(b"\xa1\x61v\x01" + b"payload " * 120, bytes(32), b"k" * 16)
 INCOMPRESSIBLE = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(60))
 
 
-def make_sheet(signed: bytes = SIGNED, **changes: object) -> Sheet:
+def make_sheet(signed: bytes = SIGNED, /, **changes: object) -> Sheet:
     fields = {
         "title": "Import certificate",
         "legal_basis": "Single Convention on Narcotic Drugs, 1961, article 31",
@@ -153,3 +153,26 @@ def test_long_content_flows_onto_more_pages_with_the_qr_code_whole() -> None:
     assert f"Page {len(document)} of {len(document)}" in text
     image = document[len(document) - 1].render(scale=200 / 72).to_pil()
     assert decode_qr_text(zxingcpp.read_barcodes(image)[0].bytes) == SIGNED
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        pytest.param(
+            {"issuing_authority": "国家药品监督管理局"}, "issuing authority", id="chinese"
+        ),
+        pytest.param(
+            {"items": (ItemRow(cells=("1", "मॉर्फिन", "1 g")),)}, "items table", id="devanagari"
+        ),
+    ],
+)
+def test_text_the_font_cannot_draw_is_refused_not_printed_as_boxes(
+    changes: dict[str, object], where: str
+) -> None:
+    with pytest.raises(PrintError, match=f"cannot print '{where}': the font .* has no glyph"):
+        draw_sheet(make_sheet(**changes))
+
+
+def test_greek_and_cyrillic_print_as_written() -> None:
+    sheet = make_sheet(issuing_authority="Εθνικός Οργανισμός Φαρμάκων / Минздрав России")
+    assert "Минздрав России" in page_texts(draw_sheet(sheet))
