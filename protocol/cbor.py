@@ -67,6 +67,14 @@ _MAJOR_NAMES: Final = (
     "simple value or float",
 )
 _SIMPLE_NAMES: Final = {0xF4: "false", 0xF5: "true", 0xF6: "null"}
+#: The smallest unsigned integer each of the initial bytes 0x18-0x1B may carry.
+_SHORTEST: Final = {0x18: 24, 0x19: 1 << 8, 0x1A: 1 << 16, 0x1B: 1 << 32}
+
+#: Decoded short text map keys by their encoding. Documents of one schema repeat the same
+#: few dozen keys, so a lookup replaces decoding them; bounded, and filled only with keys
+#: already decoded successfully, so what it returns is what decoding would have returned.
+_TEXT_KEYS: Final[dict[bytes, str]] = {}
+_TEXT_KEYS_MAX: Final = 4096
 
 _Reader = Callable[[int, int], tuple[object, int]]
 
@@ -271,6 +279,15 @@ def _simple(info: int, start: int) -> bool | None:
     raise DecodeError(f"simple value at offset {start} is not used by the protocol")
 
 
+def _truncated_text(data: bytes, start: int, pos: int) -> DecodeError:
+    """The error for a short text string (header at ``start``, content at ``pos``) cut off."""
+    declared = data[start] - 0x60 if data[start] < 0x78 else data[start + 1]
+    return DecodeError(
+        f"truncated input: the text string at offset {start} declares {declared} "
+        f"bytes but {len(data) - pos} remain"
+    )
+
+
 def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reader:  # noqa: C901, PLR0915 - the decoder is one closure
     """Return ``item(pos, depth) -> (value, end)`` decoding ``data``.
 
@@ -278,17 +295,6 @@ def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reade
     variables instead of attributes, which is measurably faster in CPython.
     """
     size = len(data)
-
-    def text(start: int, pos: int, end: int) -> str:
-        if end > size:
-            raise DecodeError(
-                f"truncated input: the text string at offset {start} declares {end - pos} "
-                f"bytes but {size - pos} remain"
-            )
-        try:
-            return data[pos:end].decode()
-        except UnicodeDecodeError as e:
-            raise DecodeError(f"text string at offset {start} is not valid UTF-8") from e
 
     def item(pos: int, depth: int) -> tuple[object, int]:
         start = pos
@@ -301,7 +307,16 @@ def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reade
         if arg >= 24:
             arg, pos = _argument(data, arg, pos, start)
         if major == 3:
-            return text(start, pos, pos + arg), pos + arg
+            end = pos + arg
+            if end > size:
+                raise DecodeError(
+                    f"truncated input: the text string at offset {start} declares {arg} bytes "
+                    f"but {size - pos} remain"
+                )
+            try:
+                return data[pos:end].decode(), end
+            except UnicodeDecodeError as e:
+                raise DecodeError(f"text string at offset {start} is not valid UTF-8") from e
         if major == 0:
             return arg, pos
         if major == 1:
@@ -334,21 +349,30 @@ def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reade
             )
         items: list[object] = []
         append = items.append
-        for _ in range(count):
-            initial = data[pos]
-            if 0x60 <= initial <= 0x77:  # text of 0-23 bytes
-                end = pos + initial - 0x5F
-                append(text(pos, pos + 1, end))
-                pos = end
-            elif initial <= 0x17:  # unsigned integer 0-23
-                append(initial)
-                pos += 1
-            else:
-                value, pos = item(pos, depth)
-                append(value)
+        at = pos
+        try:
+            for _ in range(count):
+                at = pos
+                initial = data[pos]
+                if 0x60 <= initial <= 0x77:  # text of 0-23 bytes
+                    pos += initial - 0x5F
+                    if pos > size:
+                        raise _truncated_text(data, at, at + 1)
+                    append(data[at + 1 : pos].decode())
+                elif initial <= 0x17:  # unsigned integer 0-23
+                    append(initial)
+                    pos += 1
+                else:
+                    value, pos = item(pos, depth)
+                    append(value)
+        except UnicodeDecodeError as e:
+            raise DecodeError(f"text string at offset {at} is not valid UTF-8") from e
         return items, pos
 
-    def mapping(start: int, count: int, pos: int, depth: int) -> tuple[object, int]:
+    # The map loop is long on purpose: the common leaves are decoded inline (docs/performance.md).
+    def mapping(  # noqa: C901, PLR0912, PLR0915
+        start: int, count: int, pos: int, depth: int
+    ) -> tuple[object, int]:
         if 2 * count > size - pos:
             raise DecodeError(
                 f"truncated input: the map at offset {start} declares {count} entries "
@@ -357,41 +381,74 @@ def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reade
         result: dict[object, object] = {}
         previous = b""
         key: object
-        for _ in range(count):
-            key_start = pos
-            initial = data[pos]
-            if 0x60 <= initial <= 0x77:
-                pos += initial - 0x5F
-                key = text(key_start, key_start + 1, pos)
-            elif initial <= 0x17:
-                pos += 1
-                key = initial
-            elif (initial >> 5) in (0, 1, 3):
-                key, pos = item(pos, depth)
-            else:
-                kind = _SIMPLE_NAMES.get(initial) or _MAJOR_NAMES[initial >> 5]
-                raise DecodeError(
-                    f"map key at offset {key_start} must be an integer or text, not {kind}"
-                )
-            encoded = data[key_start:pos]
-            if encoded <= previous:
-                if encoded == previous:
-                    raise DecodeError(f"duplicate map key {key!r} at offset {key_start}")
-                raise DecodeError(
-                    f"map key {key!r} at offset {key_start} is out of deterministic order "
-                    "(keys must be sorted by their encoded bytes)"
-                )
-            previous = encoded
-            initial = data[pos]
-            if 0x60 <= initial <= 0x77:
-                end = pos + initial - 0x5F
-                result[key] = text(pos, pos + 1, end)
-                pos = end
-            elif initial <= 0x17:
-                result[key] = initial
-                pos += 1
-            else:
-                result[key], pos = item(pos, depth)
+        at = pos
+        try:
+            for _ in range(count):
+                # The key: short text and small integers inline, other integers and text by
+                # a call, anything else refused before it is decoded.
+                at = pos
+                initial = data[pos]
+                if 0x60 <= initial <= 0x77:
+                    pos += initial - 0x5F
+                    encoded = data[at:pos]
+                    # A cut-off key is shorter than its header says, so it never matches.
+                    key = _TEXT_KEYS.get(encoded)
+                    if key is None:
+                        if pos > size:
+                            raise _truncated_text(data, at, at + 1)
+                        key = encoded[1:].decode()
+                        if len(_TEXT_KEYS) < _TEXT_KEYS_MAX:
+                            _TEXT_KEYS[encoded] = key
+                elif initial <= 0x17:
+                    pos += 1
+                    key = initial
+                    encoded = data[at:pos]
+                elif (initial >> 5) in (0, 1, 3):
+                    key, pos = item(pos, depth)
+                    encoded = data[at:pos]
+                else:
+                    kind = _SIMPLE_NAMES.get(initial) or _MAJOR_NAMES[initial >> 5]
+                    raise DecodeError(
+                        f"map key at offset {at} must be an integer or text, not {kind}"
+                    )
+                # Deterministic order: each key's encoding sorts strictly after the previous.
+                if encoded <= previous:
+                    if encoded == previous:
+                        raise DecodeError(f"duplicate map key {key!r} at offset {at}")
+                    raise DecodeError(
+                        f"map key {key!r} at offset {at} is out of deterministic order "
+                        "(keys must be sorted by their encoded bytes)"
+                    )
+                previous = encoded
+                # The value: text up to 255 bytes and unsigned integers inline (names,
+                # addresses, quantities, times), anything else by a call.
+                at = pos
+                initial = data[pos]
+                if 0x60 <= initial <= 0x77:
+                    pos += initial - 0x5F
+                    if pos > size:
+                        raise _truncated_text(data, at, at + 1)
+                    result[key] = data[at + 1 : pos].decode()
+                elif initial <= 0x17:
+                    result[key] = initial
+                    pos += 1
+                elif initial == 0x78 and data[pos + 1] >= 24:
+                    pos += 2 + data[pos + 1]
+                    if pos > size:
+                        raise _truncated_text(data, at, at + 2)
+                    result[key] = data[at + 2 : pos].decode()
+                elif 0x18 <= initial <= 0x1B:
+                    pos += 1 + (1 << (initial - 0x18))
+                    value = int.from_bytes(data[at + 1 : pos], "big")
+                    if pos > size or value < _SHORTEST[initial]:
+                        # Let the general path name the truncation or non-shortest form.
+                        result[key], pos = item(at, depth)
+                    else:
+                        result[key] = value
+                else:
+                    result[key], pos = item(pos, depth)
+        except UnicodeDecodeError as e:
+            raise DecodeError(f"text string at offset {at} is not valid UTF-8") from e
         return result, pos
 
     return item

@@ -221,7 +221,7 @@ class Sign1Message:
         return cls(
             raw=message if isinstance(message, bytes) else bytes(message),
             protected_bytes=protected_bytes,
-            protected=MappingProxyType(protected),
+            protected=protected,
             unprotected=MappingProxyType(unprotected),
             payload=payload,
             signature=signature,
@@ -255,7 +255,12 @@ class Sign1Message:
         return self.payload
 
 
-def _parse_protected(protected_bytes: bytes) -> dict[int | str, object]:
+@lru_cache(maxsize=512)
+def _parse_protected(protected_bytes: bytes) -> Mapping[int | str, object]:
+    """Decode a protected header; cached, because each signer sends the same one every time.
+
+    The result is read-only, so one cached mapping can be shared by every message.
+    """
     if not protected_bytes:
         raise SignatureError("the protected header is empty: it must hold at least alg")
     try:
@@ -268,8 +273,18 @@ def _parse_protected(protected_bytes: bytes) -> dict[int | str, object]:
         raise SignatureError("the protected header must encode a map")
     if not protected:
         raise SignatureError("the protected header is an empty map: it must hold at least alg")
-    # The decoder only admits integer and text keys.
-    return protected
+    # The decoder only admits integer and text keys; values are frozen all the way down so
+    # that no holder of a message can change the cached header of another.
+    return MappingProxyType({label: _frozen(value) for label, value in protected.items()})
+
+
+def _frozen(value: object) -> object:
+    """Return ``value`` with arrays as tuples and maps as read-only mappings, recursively."""
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return MappingProxyType({key: _frozen(item) for key, item in value.items()})
+    return value
 
 
 def _refuse_tags(value: object) -> None:
@@ -294,7 +309,7 @@ def _check_content_type(content_type: object) -> None:
 
 
 def _check_headers(
-    protected: dict[int | str, object], unprotected: dict[int | str, object]
+    protected: Mapping[int | str, object], unprotected: Mapping[int | str, object]
 ) -> None:
     both = protected.keys() & unprotected.keys()
     if both:
@@ -310,7 +325,7 @@ def _check_headers(
         raise SignatureError("crit is in the unprotected header: it must be protected")
     if HEADER_CRIT in protected:
         crit = protected[HEADER_CRIT]
-        if not isinstance(crit, list) or not crit:
+        if not isinstance(crit, list | tuple) or not crit:
             raise SignatureError("crit must be a non-empty array of labels")
         unknown = [label for label in crit if label not in UNDERSTOOD_CRITICAL]
         if unknown:

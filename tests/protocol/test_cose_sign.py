@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from permitnet.protocol import (
@@ -85,3 +87,27 @@ def test_sig_structure_at_length_boundaries(length: int) -> None:
 
     data = bytes(length)
     assert _sig_structure(data, data) == encode_cbor(["Signature1", data, b"", data])
+
+
+def test_parsed_headers_are_read_only() -> None:
+    from permitnet.protocol import Sign1Message
+
+    signed = sign1(b"x", SEED, b"k")
+    message = Sign1Message.from_bytes(signed)
+    with pytest.raises(TypeError):
+        message.protected[1] = -7  # type: ignore[index]
+    with pytest.raises(TypeError):
+        message.unprotected[1] = -7  # type: ignore[index]
+    # The protected header is cached by its bytes: a second parse sees the same values.
+    assert dict(Sign1Message.from_bytes(signed).protected) == {1: -8, 4: b"k"}
+
+
+def test_nested_protected_values_are_frozen() -> None:
+    from permitnet.protocol import Sign1Message
+    from permitnet.protocol.cose import _parse_protected
+
+    header: Any = _parse_protected(encode_cbor({1: -8, 99: [1, {"a": 2}]}))
+    assert header[99] == (1, {"a": 2})
+    with pytest.raises(TypeError):
+        header[99][1]["a"] = 3
+    assert isinstance(Sign1Message, type)
