@@ -20,9 +20,11 @@ __all__ = ["CliError", "main"]
 
 #: The modules that add command groups, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "permitnet.tools.node_cli",
     "permitnet.tools.ops_cli",
     "permitnet.tools.verify_cli",
     "permitnet.tools.registry_cli",
+    "permitnet.tools.demo",
 )
 
 
