@@ -51,6 +51,7 @@ __all__ = [
     "check_import_certificate",
     "discrepancies",
     "remaining_on_certificate",
+    "substance_totals",
 ]
 
 #: The kinds of balance: estimates for narcotic drugs, assessments for psychotropics.
@@ -152,22 +153,30 @@ def check_import_certificate(certificate: ImportCertificate, *, today: dt.date) 
         )
 
 
+def substance_totals(items: Iterable[Item]) -> dict[str, int]:
+    """Return the quantity as traded per substance code, in mg, summed over ``items``."""
+    totals: dict[str, int] = defaultdict(int)
+    for item in items:
+        totals[item.substance] += item.quantity_mg
+    return dict(totals)
+
+
 def remaining_on_certificate(
-    certificate: ImportCertificate, authorized_base_mg: Mapping[str, int]
+    certificate: ImportCertificate, authorized_mg: Mapping[str, int]
 ) -> dict[str, int]:
-    """Return what a certificate still allows per base substance, in mg of anhydrous base.
+    """Return what a certificate still allows per substance as traded, in mg.
 
     Args:
         certificate: the import certificate.
-        authorized_base_mg: what export authorizations already issued against it authorize,
-            per base substance, in mg of anhydrous base.
+        authorized_mg: what export authorizations already issued against it authorize, per
+            substance code as traded, in mg.
 
     Returns:
-        The certificate's quantity minus what is authorized, per base (never below zero).
+        The certificate's quantity minus what is authorized, per substance (never below 0).
     """
     return {
-        base: max(0, total - authorized_base_mg.get(base, 0))
-        for base, total in base_totals(certificate.items).items()
+        substance: max(0, total - authorized_mg.get(substance, 0))
+        for substance, total in substance_totals(certificate.items).items()
     }
 
 
@@ -257,10 +266,14 @@ def check_export_authorization(
     certificate_id: bytes,
     today: dt.date,
     cancelled: bool = False,
-    authorized_base_mg: Mapping[str, int] | None = None,
+    authorized_mg: Mapping[str, int] | None = None,
     prior_authorizations: int = 0,
 ) -> None:
     """Check that an export authorization may be issued (or accepted) against a certificate.
+
+    The certificate authorizes substances as traded (a salt or preparation is named as such),
+    so quantities are compared per substance code, in mg as traded, and a substance that is
+    not on the certificate is refused even if its base is.
 
     Args:
         authorization: the export authorization.
@@ -269,15 +282,15 @@ def check_export_authorization(
         certificate_id: the certificate's document identifier.
         today: the current date at the checking authority.
         cancelled: whether the certificate has been cancelled.
-        authorized_base_mg: what other export authorizations against this certificate
-            already authorize, per base substance, in mg of anhydrous base (not counting
-            ``authorization`` itself).
+        authorized_mg: what other export authorizations against this certificate already
+            authorize, per substance code as traded, in mg (not counting ``authorization``
+            itself).
         prior_authorizations: how many other export authorizations were issued against it.
 
     Raises:
         RuleViolation: naming the first rule broken (see :data:`RULES`) and the numbers.
     """
-    authorized = authorized_base_mg or {}
+    authorized = authorized_mg or {}
     _check_reference(authorization, certificate, certificate_id)
     check_certificate_usable(certificate, today=today, cancelled=cancelled)
     _check_dates(authorization, certificate, today)
@@ -287,21 +300,23 @@ def check_export_authorization(
             f"certificate {certificate.number} allows a single consignment and "
             f"{prior_authorizations} export authorization(s) were already issued against it",
         )
-    remaining = remaining_on_certificate(certificate, authorized)
-    for base, requested in base_totals(authorization.items).items():
-        if base not in remaining:
+    allowed = substance_totals(certificate.items)
+    for substance, requested in sorted(substance_totals(authorization.items).items()):
+        if substance not in allowed:
             raise _violation(
                 "substance-not-on-certificate",
-                f"{base} is not on certificate {certificate.number}",
+                f"{substance} is not on certificate {certificate.number} (it lists "
+                f"{', '.join(sorted(allowed))})",
             )
-        if requested > remaining[base]:
-            total = base_totals(certificate.items)[base]
-            already = authorized.get(base, 0)
+        already = authorized.get(substance, 0)
+        remaining = max(0, allowed[substance] - already)
+        if requested > remaining:
             raise _violation(
                 "quantity-exceeds-certificate",
-                f"{base}: certificate {certificate.number} allows {format_mg(total)} "
-                f"({total} mg) anhydrous base, {already} mg already authorized, "
-                f"{requested} mg requested: {requested - remaining[base]} mg too much",
+                f"{substance}: certificate {certificate.number} allows "
+                f"{format_mg(allowed[substance])} ({allowed[substance]} mg), {already} mg "
+                f"already authorized, {requested} mg requested: "
+                f"{requested - remaining} mg too much",
             )
 
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import re
 from pathlib import Path
 
 import pytest
 
-from permitnet.protocol import decode_cbor, encode_cbor, public_key_from_seed
+from permitnet.protocol import RuleViolation, decode_cbor, encode_cbor, public_key_from_seed
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.doc_base import HEADER_KEYS
-from permitnet.protocol.doc_examples import example_import_certificate, worked_example
+from permitnet.protocol.doc_examples import (
+    example_export_authorization,
+    example_import_certificate,
+    worked_example,
+)
 from permitnet.protocol.doc_parts import CertificateReference, Item, Party, ReceivedItem
 from permitnet.protocol.documents import DOCUMENT_TYPES
-from permitnet.protocol.rules import RULES
+from permitnet.protocol.rules import RULES, check_export_authorization
 from permitnet.protocol.signed import SignedDocument
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -32,7 +38,9 @@ def _blocks() -> dict[str, str]:
 def _section(heading_start: str) -> str:
     """Return the text from a heading starting with ``heading_start`` to the next heading."""
     text = _text()
-    match = re.search(rf"^#+ {re.escape(heading_start)}.*?$(.*?)(?=^#+ |\Z)", text, re.MULTILINE | re.DOTALL)
+    match = re.search(
+        rf"^#+ {re.escape(heading_start)}.*?$(.*?)(?=^#+ |\Z)", text, re.MULTILINE | re.DOTALL
+    )
     assert match is not None, heading_start
     return match.group(1)
 
@@ -101,3 +109,21 @@ def test_companion_specifications_are_named() -> None:
     text = _text()
     assert "docs/registry.md" in text
     assert "docs/exchange.md" in text
+
+
+def test_rule_message_example_is_what_the_code_says() -> None:
+    certificate = dataclasses.replace(example_import_certificate(), several_consignments=True)
+    authorization = example_export_authorization(
+        bytes(32), items=(Item.create("oxycodone-hydrochloride", 100_001, "bulk powder"),)
+    )
+    with pytest.raises(RuleViolation) as caught:
+        check_export_authorization(
+            authorization,
+            certificate,
+            certificate_id=bytes(32),
+            today=dt.date(2026, 1, 20),
+            authorized_mg={"oxycodone-hydrochloride": 400_000},
+            prior_authorizations=1,
+        )
+    flat = " ".join(_text().split())
+    assert f"`{caught.value}`" in flat

@@ -31,6 +31,7 @@ from permitnet.protocol.rules import (
     check_import_certificate,
     discrepancies,
     remaining_on_certificate,
+    substance_totals,
 )
 
 IC_ID = bytes([1]) * 32
@@ -44,11 +45,18 @@ OXYCODONE_BASE = 448_200  # 500 g oxycodone hydrochloride x 0.8964
 
 def test_example_numbers() -> None:
     assert base_totals(IC.items) == {"morphine": MORPHINE_BASE, "oxycodone": OXYCODONE_BASE}
-    assert remaining_on_certificate(IC, {"morphine": 100}) == {
-        "morphine": MORPHINE_BASE - 100,
-        "oxycodone": OXYCODONE_BASE,
+    assert substance_totals(IC.items) == {
+        "morphine-sulfate-pentahydrate": 1_000_000,
+        "oxycodone-hydrochloride": 500_000,
     }
-    assert remaining_on_certificate(IC, {"morphine": 10**9})["morphine"] == 0
+    assert remaining_on_certificate(IC, {"morphine-sulfate-pentahydrate": 100}) == {
+        "morphine-sulfate-pentahydrate": 999_900,
+        "oxycodone-hydrochloride": 500_000,
+    }
+    assert remaining_on_certificate(IC, {"oxycodone-hydrochloride": 10**9}) == {
+        "morphine-sulfate-pentahydrate": 1_000_000,
+        "oxycodone-hydrochloride": 0,
+    }
 
 
 # (name, changes to the certificate, changes to the authorization, check kwargs, rule or None)
@@ -60,13 +68,18 @@ EA_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], str | 
         "valid-second-consignment-allowed",
         {"several_consignments": True},
         {"items": (Item.create("oxycodone-hydrochloride", 100_000, "bulk powder"),)},
-        {"prior_authorizations": 1, "authorized_base_mg": {"oxycodone": 300_000}},
+        {"prior_authorizations": 1, "authorized_mg": {"oxycodone-hydrochloride": 400_000}},
         None,
     ),
     (
-        "valid-other-salt-of-same-base",
+        "valid-two-lines-of-one-substance",
         {},
-        {"items": (Item.create("morphine-sulfate", 800_000, "bulk powder"),)},
+        {
+            "items": (
+                Item.create("morphine-sulfate-pentahydrate", 600_000, "bulk powder"),
+                Item.create("morphine-sulfate-pentahydrate", 400_000, "bulk powder, second lot"),
+            )
+        },
         {},
         None,
     ),
@@ -161,9 +174,28 @@ EA_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], str | 
         "substance-not-on-certificate",
     ),
     (
+        "other-salt-of-a-base-on-the-certificate",
+        {},
+        {"items": (Item.create("morphine-sulfate", 800_000, "bulk powder"),)},
+        {},
+        "substance-not-on-certificate",
+    ),
+    (
         "one-mg-too-much",
         {},
-        {"items": (Item.create("morphine", MORPHINE_BASE + 1, "bulk powder"),)},
+        {"items": (Item.create("oxycodone-hydrochloride", 500_001, "bulk powder"),)},
+        {},
+        "quantity-exceeds-certificate",
+    ),
+    (
+        "two-lines-together-too-much",
+        {},
+        {
+            "items": (
+                Item.create("morphine-sulfate-pentahydrate", 600_000, "bulk powder"),
+                Item.create("morphine-sulfate-pentahydrate", 400_001, "bulk powder"),
+            )
+        },
         {},
         "quantity-exceeds-certificate",
     ),
@@ -171,7 +203,7 @@ EA_CASES: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], str | 
         "exceeds-after-earlier-authorizations",
         {"several_consignments": True},
         {"items": (Item.create("oxycodone-hydrochloride", 100_000, "bulk powder"),)},
-        {"prior_authorizations": 1, "authorized_base_mg": {"oxycodone": 400_000}},
+        {"prior_authorizations": 1, "authorized_mg": {"oxycodone-hydrochloride": 400_001}},
         "quantity-exceeds-certificate",
     ),
 ]
@@ -198,7 +230,7 @@ def test_export_authorization_rules(
 
 def test_quantity_message_names_the_numbers() -> None:
     authorization = dataclasses.replace(
-        EA, items=(Item.create("morphine", MORPHINE_BASE + 5, "bulk powder"),)
+        EA, items=(Item.create("morphine-sulfate-pentahydrate", 999_995, "bulk powder"),)
     )
     with pytest.raises(RuleViolation) as caught:
         check_export_authorization(
@@ -206,13 +238,13 @@ def test_quantity_message_names_the_numbers() -> None:
             dataclasses.replace(IC, several_consignments=True),
             certificate_id=IC_ID,
             today=TODAY,
-            authorized_base_mg={"morphine": 10},
+            authorized_mg={"morphine-sulfate-pentahydrate": 10},
             prior_authorizations=1,
         )
     message = str(caught.value)
-    for number in (f"{MORPHINE_BASE} mg", "10 mg already", f"{MORPHINE_BASE + 5} mg requested"):
-        assert number in message
-    assert "15 mg too much" in message
+    for part in ("allows 1 kg (1000000 mg)", "10 mg already", "999995 mg requested"):
+        assert part in message
+    assert "5 mg too much" in message
 
 
 @pytest.mark.parametrize(
