@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -39,7 +39,15 @@ COSE_MEDIA_TYPE: Final = "application/cose"
 _PREFIX: Final = "/api/v1"
 _MAX_IDEMPOTENCY_KEY: Final = 200
 _SSE_KEEPALIVE_SECONDS: Final = 15.0
-_IDEMPOTENCY_LOCKS: Final = web.AppKey("permitnet_idempotency_locks", dict[str, asyncio.Lock])
+
+
+@dataclass(slots=True)
+class _KeyLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+_IDEMPOTENCY_LOCKS: Final = web.AppKey("permitnet_idempotency_locks", dict[str, _KeyLock])
 #: The API path segment of each draft type.
 _DRAFT_PATHS: Final = {
     "import-certificates": "import_certificate",
@@ -139,33 +147,38 @@ async def _idempotent(
     ).digest()
     store = _services(request).store
     locks = request.app[_IDEMPOTENCY_LOCKS]
-    # One lock per (token, key) so that two concurrent retries create one document.
-    lock = locks.setdefault(f"{token.id}:{key}", asyncio.Lock())
-    async with lock:
-        async with store.read() as tx:
-            row = await tx.fetchone(
-                "SELECT request_hash, status, response FROM idempotency "
-                "WHERE token_id = ? AND key = ?",
-                (token.id, key),
-            )
-        if row is not None:
-            if bytes(row[0]) != request_hash:
-                raise ConflictError(
-                    f"Idempotency-Key {key!r} was already used with a different request"
+    # One lock per (token, key), so that concurrent retries create one document; the entry
+    # counts its users and is dropped when the last one leaves.
+    name = f"{token.id}:{key}"
+    entry = locks.setdefault(name, _KeyLock())
+    entry.users += 1
+    try:
+        async with entry.lock:
+            async with store.read() as tx:
+                row = await tx.fetchone(
+                    "SELECT request_hash, status, response FROM idempotency "
+                    "WHERE token_id = ? AND key = ?",
+                    (token.id, key),
                 )
-            return web.json_response(
-                json.loads(row[2]), status=row[1], headers={"Idempotent-Replayed": "true"}
-            )
-        status, body = await create()
-        async with store.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO idempotency (token_id, key, request_hash, status, response, "
-                "created_at) VALUES (?,?,?,?,?,?)",
-                (token.id, key, request_hash, status, json.dumps(body), tx.now),
-            )
-    with contextlib.suppress(KeyError):
-        if not lock.locked():
-            del locks[f"{token.id}:{key}"]
+            if row is not None:
+                if bytes(row[0]) != request_hash:
+                    raise ConflictError(
+                        f"Idempotency-Key {key!r} was already used with a different request"
+                    )
+                return web.json_response(
+                    json.loads(row[2]), status=row[1], headers={"Idempotent-Replayed": "true"}
+                )
+            status, body = await create()
+            async with store.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO idempotency (token_id, key, request_hash, status, response, "
+                    "created_at) VALUES (?,?,?,?,?,?)",
+                    (token.id, key, request_hash, status, json.dumps(body), tx.now),
+                )
+    finally:
+        entry.users -= 1
+        if entry.users == 0:
+            del locks[name]
     return web.json_response(body, status=status)
 
 
