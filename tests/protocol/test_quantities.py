@@ -175,3 +175,12 @@ def test_format_examples() -> None:
     assert format_mg(12_345) == "12.345 g"
     assert format_mg(0) == "0 mg"
     assert format_mg(1, "kg") == "0.000001 kg"
+
+
+@given(quantities, st.integers(min_value=1, max_value=10**8), st.integers(min_value=0, max_value=8))
+def test_base_equivalent_equals_fraction_rounding(mg: int, numerator: int, places: int) -> None:
+    value = Fraction(numerator, 10**places)
+    if value > 1:
+        value = Fraction(1)
+    factor = format_factor(value)
+    assert base_equivalent_mg(mg, factor) == round(Fraction(mg) * Fraction(factor))
