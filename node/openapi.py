@@ -66,7 +66,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "recipient": _COUNTRY,
             "issued_at": _INT,
             "direction": {"enum": ["outbound", "inbound", "paper"]},
-            "state": {"enum": ["active", "cancelled", "endorsed", "overdue"]},
+            "state": {"type": "string", "description": "active, cancelled, endorsed, overdue"},
             "reference": _nullable(_STR),
             "refers_to": _nullable(_ID),
             "electronically_verified": {"type": "boolean"},
@@ -202,7 +202,10 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {
             "id": _INT,
-            "kind": {"enum": ["quantity_mismatch", "overdue", "cancelled", "delivery_rejected"]},
+            "kind": {
+                "type": "string",
+                "description": "quantity_mismatch, overdue, cancelled, delivery_rejected, ...",
+            },
             "document_id": _STR,
             "message": _STR,
             "created_at": _INT,
@@ -249,7 +252,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "properties": {
             "seq": _INT,
             "at": _INT,
-            "kind": {"enum": ["document", "draft", "alert", "quarantine"]},
+            "kind": {"type": "string", "description": "document, draft, alert, quarantine, ..."},
             "subject": _STR,
             "from_state": _nullable(_STR),
             "to_state": _nullable(_STR),
