@@ -17,9 +17,19 @@ from permitnet.node.errors import AuditChainError
 from permitnet.protocol import encode_cbor
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from permitnet.node.store import Store, Tx
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "append", "entries", "row_hash", "verify_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEntry",
+    "append",
+    "append_many",
+    "entries",
+    "row_hash",
+    "verify_chain",
+]
 
 #: The ``prev_hash`` of the first row.
 GENESIS_HASH: Final = bytes(32)
@@ -63,6 +73,35 @@ async def append(
         (seq, at, actor, action, subject, detail_text, prev, digest),
     )
     return seq
+
+
+async def append_many(
+    tx: Tx, *, at: int, actor: str, rows: Sequence[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """Append ``(action, subject, detail)`` rows inside ``tx`` with two database calls.
+
+    The chain is the same as :func:`append` called once per row, in order: the batched
+    receive path (``node/exchange.py``) uses it so that storing a hundred received documents
+    does not cost two hundred round trips to the database thread.
+    """
+    if not rows:
+        return
+    last = await tx.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    seq, prev = (0, GENESIS_HASH) if last is None else (last[0], bytes(last[1]))
+    values = []
+    for action, subject, detail in rows:
+        seq += 1
+        detail_text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+        digest = row_hash(
+            prev, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=detail_text
+        )
+        values.append((seq, at, actor, action, subject, detail_text, prev, digest))
+        prev = digest
+    await tx.conn.executemany(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) "
+        "VALUES (?,?,?,?,?,?,?,?)",
+        values,
+    )
 
 
 async def entries(

@@ -12,40 +12,42 @@ For every document, in this order (``docs/exchange.md`` section 4):
 5. the lifecycle applies it (Convention rules; storing the exact bytes) -> ``accepted``, or
    ``rejected`` and quarantined when a rule fails.
 
-A whole batch is decided in one database transaction (group commit), each document inside its
-own savepoint, so that a failing document never undoes the others. Receipts are signed after
-the commit: a peer never holds a receipt for something this node could still lose.
+Group commit: requests that arrive while a transaction is being written wait, and the next
+transaction decides all of them together, so concurrent one-document requests share one
+commit (one fsync). The caller that finds no transaction running writes it (no background
+task); the others await their answer. Inside a transaction, documents that need no rule beyond
+being stored are written together with ``executemany``; every other document is applied inside
+its own savepoint, so that one failing document never undoes the others. Receipts are signed
+after the commit: a peer never holds a receipt for something this node could still lose.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
-from permitnet.node import receiving
-from permitnet.node.errors import NodeError
-from permitnet.node.peer_wire import DocumentResult, Outcome
-from permitnet.protocol.documents import (
-    Cancellation,
-    DeliveryReceipt,
-    Document,
-    Endorsement,
-    ExportAuthorization,
-    Message,
+from permitnet.node.errors import NodeError, StoreError
+from permitnet.node.exchange_checks import (
+    LifecycleApplier,
+    ReceiptError,
+    ReceivedApplier,
+    make_receipt_verifier,
+    referenced_document,
+    verify_received,
 )
+from permitnet.node.peer_wire import DocumentResult, Outcome
+from permitnet.protocol.documents import DeliveryReceipt
 from permitnet.protocol.errors import ProtocolError
-from permitnet.protocol.registry_verify import verify_document
 from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from permitnet.node.keystore import SigningKey
-    from permitnet.node.lifecycle import NodeServices
     from permitnet.node.registry_holder import RegistryHolder
-    from permitnet.node.store import Store, Tx
-    from permitnet.protocol.registry_view import RegistryView
+    from permitnet.node.store import DocumentRecord, Store, Tx
 
 __all__ = [
     "DEFAULT_REGISTRY_GRACE_SECONDS",
@@ -62,78 +64,10 @@ log = logging.getLogger(__name__)
 
 #: How long past its expiry the node keeps using registry data to accept documents.
 DEFAULT_REGISTRY_GRACE_SECONDS: Final = 7 * 24 * 3600
-#: Most pending documents released by one accepted document in one transaction.
+#: Most pending documents one transaction releases when what they wait for arrives.
 _MAX_RELEASE: Final = 1000
-
-
-class ReceiptError(NodeError):
-    """A delivery receipt that does not prove what the peer says it proves."""
-
-    status_hint = 502
-    code = "bad_receipt"
-
-
-class ReceivedApplier(Protocol):
-    """The lifecycle's entry point for a verified document received from a peer."""
-
-    async def apply_received(
-        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
-    ) -> None:
-        """Apply a verified document addressed to this node inside ``tx``; store its bytes.
-
-        Raises:
-            ProtocolError: a Convention rule fails (``RuleViolation``) or the document does not
-                fit what this node holds; the document is then rejected and quarantined.
-            NodeError: same meaning, from the node's own checks.
-        """
-
-
-def referenced_document(document: Document) -> bytes | None:
-    """Return the id of the document ``document`` depends on, if any."""
-    if isinstance(document, ExportAuthorization):
-        return document.import_certificate.id
-    if isinstance(document, Endorsement):
-        return document.export_authorization
-    if isinstance(document, Cancellation | DeliveryReceipt):
-        return document.document
-    if isinstance(document, Message):
-        return document.about
-    return None
-
-
-def verify_received(raw: bytes, view: RegistryView, *, now: int) -> SignedDocument:
-    """Verify a received document against the registry: key, signature, schema, signer.
-
-    Raises:
-        ProtocolError: the bytes are malformed, the key is unknown, revoked at signing time,
-            outside its validity or another country's, the signature fails, the issue time is
-            in the future, or the payload is not a valid document.
-    """
-    return verify_document(raw, view, now=now)
-
-
-class LifecycleApplier:
-    """Applies received documents with the node's lifecycle, inside the pipeline's transaction.
-
-    The lifecycle's public ``apply_received`` opens a transaction per document; the pipeline
-    needs the per-document step inside its own batch transaction (group commit), which is the
-    lifecycle's ``_apply``. The duplicate, pending and release logic it wraps around that step
-    is done by the pipeline itself.
-    """
-
-    def __init__(self, services: NodeServices) -> None:
-        self._services = services
-
-    async def apply_received(
-        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
-    ) -> None:
-        """Check the Convention rules against what this node holds and store the document.
-
-        Raises:
-            RuleViolation: a rule fails; the caller rolls back to its savepoint.
-        """
-        del from_peer  # the lifecycle records the issuer as the actor
-        await receiving._apply(tx, self._services, signed)  # noqa: SLF001 - see the class docstring
+#: Most ids in one ``IN (...)`` query (SQLite allows 32766 parameters; stay far below).
+_CHUNK: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +78,40 @@ class _Decision:
     reason: str
     #: Who the receipt is addressed to: the document's issuer, else the pushing peer.
     counterpart: str | None
+
+
+@dataclass(slots=True)
+class _Request:
+    raws: Sequence[bytes]
+    checks: list[SignedDocument | str]
+    from_peer: str | None
+    nonce: tuple[bytes, bytes, int] | None
+    usable: bool
+    answer: asyncio.Future[list[_Decision]]
+
+
+@dataclass(slots=True)
+class _Group:
+    """What one transaction knows: ids held, ids pending, and certificates to write in bulk."""
+
+    held: set[str]
+    pending: set[str]
+    plain: list[DocumentRecord] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+
+
+async def _existing(tx: Tx, table: str, column: str, ids: Iterable[str]) -> set[str]:
+    wanted = sorted(set(ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = await tx.fetchall(
+            f"SELECT {column} FROM {table} WHERE {column} IN ({marks})",  # noqa: S608 - table and column are constants of this module
+            chunk,
+        )
+        found.update(r[0] for r in rows)
+    return found
 
 
 class InboundPipeline:
@@ -169,6 +137,8 @@ class InboundPipeline:
         self._applier = applier
         self._clock = clock
         self._grace = grace_seconds
+        self._waiting: list[_Request] = []
+        self._writing = False
 
     def registry_usable(self, now: int) -> bool:
         """Whether the registry data may be used to accept documents (within grace)."""
@@ -182,41 +152,108 @@ class InboundPipeline:
         from_peer: str | None,
         nonce: tuple[bytes, bytes, int] | None = None,
     ) -> list[DocumentResult]:
-        """Decide every document of a batch in one transaction; return signed results.
+        """Decide every document of a batch, durably; return the signed results in order.
 
         Args:
             raws: the exact signed bytes of each document, in the order received.
             from_peer: the authenticated sending country (None for local imports).
             nonce: the request's (kid, nonce, expires_at), persisted in the same transaction
                 so that a replay is refused even after a restart.
+
+        Raises:
+            StoreError: the database refused the transaction; nothing of it was stored.
         """
         now = self._clock()
         usable = self.registry_usable(now)
         view = self._registry.view
-        # Verification is CPU work done before taking the store's writer lock.
-        verified: list[SignedDocument | str] = []
+        # Verification is CPU work done before joining the transaction.
+        checks: list[SignedDocument | str] = []
         for raw in raws:
             if not usable or view is None:
-                verified.append("registry data is past its grace period")
+                checks.append("registry data is past its grace period")
                 continue
             try:
-                verified.append(verify_received(raw, view, now=now))
+                checks.append(verify_received(raw, view, now=now))
             except ProtocolError as e:
-                verified.append(f"{type(e).__name__}: {e}")
-        decisions: list[_Decision] = []
-        async with self._store.transaction() as tx:
-            if nonce is not None:
-                await tx.execute(
-                    "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES (?,?,?,?)",
-                    (nonce[0].hex(), nonce[1].hex(), tx.now, nonce[2]),
-                )
-            for raw, check in zip(raws, verified, strict=True):
-                decisions.append(await self._decide(tx, raw, check, from_peer, usable=usable))
+                checks.append(f"{type(e).__name__}: {e}")
+        request = _Request(
+            raws=raws,
+            checks=checks,
+            from_peer=from_peer,
+            nonce=nonce,
+            usable=usable,
+            answer=asyncio.get_running_loop().create_future(),
+        )
+        self._waiting.append(request)
+        if not self._writing:
+            await self._write_waiting()
+        decisions = await request.answer
         return [self._result(d, now) for d in decisions]
+
+    async def _write_waiting(self) -> None:
+        self._writing = True
+        group: list[_Request] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    answers = await self._write_group(group)
+                except Exception as e:  # noqa: BLE001 - handed to every request of the group
+                    # Each waiting request re-raises it in its own handler (a 5xx to its
+                    # sender, who retries); nothing of the group was committed.
+                    for request in group:
+                        request.answer.set_exception(e)
+                    continue
+                for request, decisions in zip(group, answers, strict=True):
+                    request.answer.set_result(decisions)
+        finally:
+            self._writing = False
+            # Requests still unanswered here mean the writer itself was cancelled: fail them
+            # rather than leave them waiting for a transaction nobody will write.
+            stranded, self._waiting = [*group, *self._waiting], []
+            for request in stranded:
+                if not request.answer.done():
+                    request.answer.set_exception(
+                        StoreError("the receiving transaction was cancelled; send again")
+                    )
+
+    async def _write_group(self, group: list[_Request]) -> list[list[_Decision]]:
+        ids = [document_id(raw).hex() for request in group for raw in request.raws]
+        needed = [
+            ref.hex()
+            for request in group
+            for check in request.checks
+            if isinstance(check, SignedDocument)
+            and (ref := referenced_document(check.document)) is not None
+        ]
+        async with self._store.transaction() as tx:
+            state = _Group(
+                held=await _existing(tx, "documents", "id", ids + needed),
+                pending=await _existing(tx, "inbound_pending", "document_id", ids),
+            )
+            nonces = [r.nonce for r in group if r.nonce is not None]
+            if nonces:
+                await tx.conn.executemany(
+                    "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES (?,?,?,?)",
+                    [(kid.hex(), n.hex(), tx.now, exp) for kid, n, exp in nonces],
+                )
+            answers = []
+            for request in group:
+                decisions = []
+                for raw, check in zip(request.raws, request.checks, strict=True):
+                    decision = await self._decide(
+                        tx, state, raw, check, request.from_peer, usable=request.usable
+                    )
+                    decisions.append(decision)
+                answers.append(decisions)
+            await self._flush(tx, state)
+            await self._release_dependents(tx, state)
+        return answers
 
     async def _decide(
         self,
         tx: Tx,
+        state: _Group,
         raw: bytes,
         check: SignedDocument | str,
         from_peer: str | None,
@@ -226,94 +263,124 @@ class InboundPipeline:
         doc_id = document_id(raw)
         hex_id = doc_id.hex()
         issuer = check.document.issuer if isinstance(check, SignedDocument) else from_peer
-        if await tx.has_document(hex_id):
+        if hex_id in state.held:
             return _Decision(raw, doc_id, "duplicate", "", issuer)
         if not usable:
             await tx.add_pending(
                 hex_id, raw, reason="registry", from_peer=from_peer, error=str(check)
             )
+            state.pending.add(hex_id)
             return _Decision(raw, doc_id, "pending", "registry data is stale; held", issuer)
-        if isinstance(check, str):
-            return await self._reject(tx, raw, reason=check, from_peer=from_peer, issuer=issuer)
-        document = check.document
-        if document.recipient != self._country:
-            reason = f"addressed to {document.recipient}, this node is {self._country}"
-            return await self._reject(tx, raw, reason=reason, from_peer=from_peer, issuer=issuer)
-        if isinstance(document, DeliveryReceipt):
-            reason = "a delivery receipt answers a delivery; it is not delivered as a document"
-            return await self._reject(tx, raw, reason=reason, from_peer=from_peer, issuer=issuer)
-        needed = referenced_document(document)
-        if needed is not None and not await tx.has_document(needed.hex()):
+        reason = self._refusal(check)
+        if reason is not None:
+            return await self._reject(tx, state, raw, reason=reason, from_peer=from_peer)
+        assert isinstance(check, SignedDocument)  # _refusal refuses every error text
+        needed = referenced_document(check.document)
+        if needed is not None and needed.hex() not in state.held:
             await tx.add_pending(
                 hex_id, raw, reason="dependency", waiting_for=needed.hex(), from_peer=from_peer
             )
+            state.pending.add(hex_id)
             reason = f"waiting for document {needed.hex()}, not received yet"
             return _Decision(raw, doc_id, "pending", reason, issuer)
-        error = await self._apply(tx, check, from_peer)
+        error = await self._apply(tx, state, check, from_peer)
         if error is not None:
-            return await self._reject(tx, raw, reason=error, from_peer=from_peer, issuer=issuer)
-        await self._release_dependents(tx, hex_id)
+            return await self._reject(tx, state, raw, reason=error, from_peer=from_peer)
         return _Decision(raw, doc_id, "accepted", "", issuer)
 
-    async def _apply(self, tx: Tx, signed: SignedDocument, from_peer: str | None) -> str | None:
-        # A savepoint per document: a rule that fails half-way leaves no partial rows behind,
-        # and the rest of the batch still commits.
-        await tx.execute("SAVEPOINT received")
-        try:
-            await self._applier.apply_received(tx, signed, from_peer=from_peer)
-        except (ProtocolError, NodeError) as e:
-            await tx.execute("ROLLBACK TO received")
-            await tx.execute("RELEASE received")
-            return f"{type(e).__name__}: {e}"
-        except BaseException:
-            await tx.execute("ROLLBACK TO received")
-            await tx.execute("RELEASE received")
-            raise
-        await tx.execute("RELEASE received")
-        await tx.remove_pending(signed.id_hex)
+    def _refusal(self, check: SignedDocument | str) -> str | None:
+        if isinstance(check, str):
+            return check
+        document = check.document
+        if document.recipient != self._country:
+            return f"addressed to {document.recipient}, this node is {self._country}"
+        if isinstance(document, DeliveryReceipt):
+            return "a delivery receipt answers a delivery; it is not delivered as a document"
         return None
 
+    async def _apply(
+        self, tx: Tx, state: _Group, signed: SignedDocument, from_peer: str | None
+    ) -> str | None:
+        record = self._applier.plain_record(signed)
+        if record is not None:
+            state.plain.append(record)
+        else:
+            # What the lifecycle checks may read documents buffered for the bulk write.
+            await self._flush(tx, state)
+            # A savepoint per document: a rule that fails half-way leaves no partial rows
+            # behind, and the rest of the batch still commits.
+            await tx.execute("SAVEPOINT received")
+            try:
+                await self._applier.apply_received(tx, signed, from_peer=from_peer)
+            except (ProtocolError, NodeError) as e:
+                await tx.execute("ROLLBACK TO received")
+                await tx.execute("RELEASE received")
+                return f"{type(e).__name__}: {e}"
+            except BaseException:
+                await tx.execute("ROLLBACK TO received")
+                await tx.execute("RELEASE received")
+                raise
+            await tx.execute("RELEASE received")
+        if signed.id_hex in state.pending:
+            await tx.remove_pending(signed.id_hex)
+            state.pending.discard(signed.id_hex)
+        state.held.add(signed.id_hex)
+        state.accepted.append(signed.id_hex)
+        return None
+
+    async def _flush(self, tx: Tx, state: _Group) -> None:
+        by_issuer: dict[str, list[DocumentRecord]] = {}
+        for record in state.plain:
+            by_issuer.setdefault(record.issuer, []).append(record)
+        state.plain = []
+        for issuer, records in by_issuer.items():
+            await tx.insert_new_documents(records, actor=f"peer:{issuer}")
+
     async def _reject(
-        self, tx: Tx, raw: bytes, *, reason: str, from_peer: str | None, issuer: str | None
+        self, tx: Tx, state: _Group, raw: bytes, *, reason: str, from_peer: str | None
     ) -> _Decision:
         doc_id = document_id(raw)
         await tx.add_quarantine(raw, reason=reason, from_peer=from_peer)
-        await tx.remove_pending(doc_id.hex())
+        if doc_id.hex() in state.pending:
+            await tx.remove_pending(doc_id.hex())
+            state.pending.discard(doc_id.hex())
         log.warning("rejected document %s from %s: %s", doc_id.hex(), from_peer, reason)
-        return _Decision(raw, doc_id, "rejected", reason, issuer)
+        return _Decision(raw, doc_id, "rejected", reason, from_peer)
 
-    async def _release_dependents(self, tx: Tx, accepted_id: str) -> None:
-        # Accepting one document may release a chain (authorization, then its endorsement ...):
-        # a work list, not recursion, and bounded.
-        queue = [accepted_id]
-        released = 0
+    async def _release_dependents(self, tx: Tx, state: _Group) -> None:
+        # Accepting documents may release a chain (authorization, then its endorsement ...):
+        # rounds over a work list, not recursion, and bounded.
         view = self._registry.view
-        while queue and released < _MAX_RELEASE and view is not None:
-            waiting = await tx.pending(reason="dependency", waiting_for=queue.pop())
-            for entry in waiting:
+        released = 0
+        while state.accepted and released < _MAX_RELEASE and view is not None:
+            arrived, state.accepted = state.accepted, []
+            waiting = await self._waiting_for(tx, arrived)
+            for doc_hex, raw, from_peer in waiting:
                 released += 1
+                state.pending.add(doc_hex)
                 try:
-                    signed = verify_received(entry.raw, view, now=tx.now)
+                    signed = verify_received(raw, view, now=tx.now)
                 except ProtocolError as e:
-                    await self._reject(
-                        tx,
-                        entry.raw,
-                        reason=f"{type(e).__name__}: {e}",
-                        from_peer=entry.from_peer,
-                        issuer=entry.from_peer,
-                    )
+                    reason = f"{type(e).__name__}: {e}"
+                    await self._reject(tx, state, raw, reason=reason, from_peer=from_peer)
                     continue
-                error = await self._apply(tx, signed, entry.from_peer)
+                error = await self._apply(tx, state, signed, from_peer)
                 if error is not None:
-                    await self._reject(
-                        tx,
-                        entry.raw,
-                        reason=error,
-                        from_peer=entry.from_peer,
-                        issuer=entry.from_peer,
-                    )
-                    continue
-                queue.append(entry.document_id)
+                    await self._reject(tx, state, raw, reason=error, from_peer=from_peer)
+            await self._flush(tx, state)
+
+    async def _waiting_for(self, tx: Tx, arrived: list[str]) -> list[tuple[str, bytes, str | None]]:
+        rows: list[tuple[str, bytes, str | None]] = []
+        for start in range(0, len(arrived), _CHUNK):
+            chunk = arrived[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found = await tx.fetchall(
+                "SELECT document_id, raw, from_peer FROM inbound_pending WHERE reason = "  # noqa: S608 - only placeholders are interpolated
+                f"'dependency' AND waiting_for IN ({marks}) ORDER BY received_at",
+                chunk,
+            )
+            rows.extend((r[0], bytes(r[1]), r[2]) for r in found)
+        return rows
 
     async def retry_pending(self) -> int:
         """Re-decide documents held for stale registry data, now that it may be fresh.
@@ -333,10 +400,6 @@ class InboundPipeline:
             by_peer.setdefault(entry.from_peer, []).append(entry.raw)
         decided = 0
         for peer, raws in by_peer.items():
-            async with self._store.transaction() as tx:
-                # Remove first, so that _decide sees a fresh document, not a pending one.
-                for raw in raws:
-                    await tx.remove_pending(document_id(raw).hex())
             decided += len(await self.receive(raws, from_peer=peer))
         return decided
 
@@ -373,35 +436,3 @@ class InboundPipeline:
             received_at=now,
         )
         return SignedDocument.sign(receipt, signing_key=self._key.seed, kid=self._key.kid).raw
-
-
-def make_receipt_verifier(
-    registry: RegistryHolder, country: str
-) -> Callable[[bytes, bytes, str, int], str]:
-    """Return a check of a peer's receipt that returns its status (``accepted``/``rejected``).
-
-    The receipt must verify with a key the registry lists for ``peer``, be issued by ``peer``
-    to this node's ``country``, and name the document that was sent.
-    """
-
-    def verify(receipt: bytes, doc_id: bytes, peer: str, now: int) -> str:
-        view = registry.view
-        if view is None:
-            raise ReceiptError("no registry data to check the receipt's signature")
-        try:
-            signed = verify_received(receipt, view, now=now)
-        except ProtocolError as e:
-            raise ReceiptError(f"receipt does not verify: {e}") from e
-        document = signed.document
-        if not isinstance(document, DeliveryReceipt):
-            raise ReceiptError(f"expected a delivery receipt, got a {document.DOCUMENT_TYPE}")
-        if document.issuer != peer or document.recipient != country:
-            raise ReceiptError(
-                f"receipt from {document.issuer} to {document.recipient}, "
-                f"expected from {peer} to {country}"
-            )
-        if document.document != doc_id:
-            raise ReceiptError("receipt names another document")
-        return document.status
-
-    return verify

@@ -195,6 +195,70 @@ class Tx(ExchangeMixin):
         await self.audit(actor, f"store {record.doc_type}", record.id, detail)
         return True
 
+    async def insert_new_documents(self, records: Sequence[DocumentRecord], *, actor: str) -> None:
+        """Store documents not stored yet, with their items, events and audit rows, in bulk.
+
+        The same rows as :meth:`insert_document` called once per record (without outbox rows),
+        written with a handful of ``executemany`` calls: the batched receive path uses it.
+        The caller has checked, in this transaction, that none of the ids is stored.
+
+        Raises:
+            sqlite3.IntegrityError: an id is already stored (the transaction is rolled back).
+        """
+        if not records:
+            return
+        await self.conn.executemany(
+            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed column list
+            [
+                (
+                    r.id,
+                    r.raw,
+                    r.doc_type,
+                    r.issuer,
+                    r.recipient,
+                    r.issued_at,
+                    r.refers_to,
+                    r.reference,
+                    r.estimate_year,
+                    r.valid_until,
+                    r.direction,
+                    int(r.electronically_verified),
+                    r.state,
+                    self.now,
+                )
+                for r in records
+            ],
+        )
+        await self.conn.executemany(
+            "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
+            "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
+            [
+                (r.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
+                for r in records
+                for i, it in enumerate(r.items)
+            ],
+        )
+        details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
+        last = await self.fetchone("SELECT coalesce(max(seq), 0) FROM events")
+        await self.conn.executemany(
+            "INSERT INTO events (at, kind, subject, from_state, to_state, actor, detail) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [
+                (self.now, "document", r.id, None, r.state, actor, json.dumps(d))
+                for r, d in zip(records, details, strict=True)
+            ],
+        )
+        rows = await self.fetchall(
+            "SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last[0] if last else 0,)
+        )
+        self.new_events.extend(r[0] for r in rows)
+        await audit.append_many(
+            self,
+            at=self.now,
+            actor=actor,
+            rows=[(f"store {r.doc_type}", r.id, d) for r, d in zip(records, details, strict=True)],
+        )
+
     async def get_document(self, document_id: str) -> DocumentRecord:
         """Return a stored document.
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from permitnet.node import audit
 from permitnet.node.exchange import InboundPipeline, make_receipt_verifier
 from permitnet.node.keystore import SigningKey
 from permitnet.node.registry_holder import RegistryHolder
@@ -22,7 +24,7 @@ from permitnet.protocol.doc_examples import (
 from permitnet.protocol.errors import RuleViolation
 from permitnet.protocol.registry_records import CountryRecord, KeyRecord
 from permitnet.protocol.registry_view import RegistryView, fold
-from permitnet.protocol.signed import SignedDocument
+from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -83,11 +85,10 @@ class StoringApplier:
         self.violate: set[bytes] = set()
         self.applied: list[bytes] = []
 
-    async def apply_received(
-        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
-    ) -> None:
+    @staticmethod
+    def record(signed: SignedDocument) -> DocumentRecord:
         document = signed.document
-        record = DocumentRecord(
+        return DocumentRecord(
             id=signed.id_hex,
             raw=signed.raw,
             doc_type=document.DOCUMENT_TYPE,
@@ -97,7 +98,18 @@ class StoringApplier:
             direction="inbound",
             state="received",
         )
-        await tx.insert_document(record, actor=f"peer:{from_peer}")
+
+    def plain_record(self, signed: SignedDocument) -> DocumentRecord | None:
+        # Certificates take the bulk path unless a test wants their rule to fail.
+        if signed.document.DOCUMENT_TYPE != "import_certificate" or signed.id in self.violate:
+            return None
+        self.applied.append(signed.id)
+        return self.record(signed)
+
+    async def apply_received(
+        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
+    ) -> None:
+        await tx.insert_document(self.record(signed), actor=f"peer:{from_peer}")
         if signed.id in self.violate:
             raise RuleViolation("certificate-balance", "the quantity exceeds the certificate")
         self.applied.append(signed.id)
@@ -245,7 +257,7 @@ async def test_revoked_key_documents_signed_before_compromise_stay_valid(world: 
 
 async def test_rule_violation_is_rejected_and_leaves_no_partial_rows(world: World) -> None:
     certificate = sign(example_import_certificate())
-    world.applier.violate.add(certificate.id)
+    world.applier.violate.add(certificate.id)  # takes the savepoint path, whose rule fails
     (result,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
     assert result.outcome == "rejected"
     assert "certificate-balance" in result.reason
@@ -366,3 +378,56 @@ def test_receipts_that_prove_nothing_are_refused(
     receipt, doc_id, peer = make(world, certificate)
     with pytest.raises(ReceiptError, match=why):
         world.de_checks_receipt(receipt, doc_id, peer, NOW)
+
+
+async def test_concurrent_requests_share_one_transaction(world: World) -> None:
+    transactions = 0
+    original = world.store.transaction
+
+    def counting() -> Any:
+        nonlocal transactions
+        transactions += 1
+        return original()
+
+    world.store.transaction = counting  # type: ignore[method-assign]  # counts, then delegates
+    raws = [sign(example_import_certificate(number=f"DE-IC-C-{i}")).raw for i in range(12)]
+    results = await asyncio.gather(*(world.pipeline.receive([raw], from_peer="DE") for raw in raws))
+    assert [r.outcome for (r,) in results] == ["accepted"] * 12
+    assert transactions < 12
+    for raw in raws:
+        assert await world.stored(document_id(raw))
+
+
+async def test_bulk_insert_writes_the_same_rows_as_one_by_one(tmp_path: Path) -> None:
+    records = [
+        StoringApplier.record(sign(example_import_certificate(number=f"DE-IC-R-{i}")))
+        for i in range(3)
+    ]
+    dumps = []
+    for name, bulk in (("one", False), ("bulk", True)):
+        store = await Store.open(tmp_path / f"{name}.sqlite3", clock=lambda: NOW)
+        try:
+            async with store.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO events (at, kind, subject, actor) VALUES (1,'x','y','z')"
+                )
+                if bulk:
+                    await tx.insert_new_documents(records, actor="peer:DE")
+                else:
+                    for record in records:
+                        await tx.insert_document(record, actor="peer:DE")
+                new_events = list(tx.new_events)
+            async with store.read() as tx:
+                dumps.append(
+                    (
+                        await tx.fetchall("SELECT * FROM documents ORDER BY id"),
+                        await tx.fetchall("SELECT * FROM document_items ORDER BY document_id"),
+                        await tx.fetchall("SELECT * FROM events ORDER BY seq"),
+                        await tx.fetchall("SELECT * FROM audit_log ORDER BY seq"),
+                        new_events,
+                    )
+                )
+            await audit.verify_chain(store)
+        finally:
+            await store.close()
+    assert dumps[0] == dumps[1]

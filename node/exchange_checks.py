@@ -1,0 +1,161 @@
+"""What the inbound pipeline checks and calls: verification, dependencies, lifecycle, receipts.
+
+Split from :mod:`permitnet.node.exchange` so that the pipeline module stays about the order of
+decisions and the transaction; everything here is reachable from there too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from permitnet.node import drafting, receiving
+from permitnet.node.errors import NodeError
+from permitnet.node.lifecycle import ACTIVE
+from permitnet.protocol.documents import (
+    Cancellation,
+    DeliveryReceipt,
+    Document,
+    Endorsement,
+    ExportAuthorization,
+    ExportDeclaration,
+    ImportCertificate,
+    Message,
+)
+from permitnet.protocol.errors import ProtocolError
+from permitnet.protocol.registry_verify import verify_document
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from permitnet.node.lifecycle import NodeServices
+    from permitnet.node.registry_holder import RegistryHolder
+    from permitnet.node.store import DocumentRecord, Tx
+    from permitnet.protocol.registry_view import RegistryView
+    from permitnet.protocol.signed import SignedDocument
+
+__all__ = [
+    "LifecycleApplier",
+    "ReceiptError",
+    "ReceivedApplier",
+    "make_receipt_verifier",
+    "referenced_document",
+    "verify_received",
+]
+
+
+class ReceiptError(NodeError):
+    """A delivery receipt that does not prove what the peer says it proves."""
+
+    status_hint = 502
+    code = "bad_receipt"
+
+
+class ReceivedApplier(Protocol):
+    """The lifecycle's entry points for a verified document received from a peer."""
+
+    def plain_record(self, signed: SignedDocument) -> DocumentRecord | None:
+        """Return the record to store if the document needs no check beyond being stored.
+
+        Such documents (import certificates, export declarations) are stored in bulk with
+        ``Tx.insert_new_documents``; others go through :meth:`apply_received`.
+        """
+
+    async def apply_received(
+        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
+    ) -> None:
+        """Apply a verified document addressed to this node inside ``tx``; store its bytes.
+
+        Raises:
+            ProtocolError: a Convention rule fails (``RuleViolation``) or the document does not
+                fit what this node holds; the document is then rejected and quarantined.
+            NodeError: same meaning, from the node's own checks.
+        """
+
+
+def referenced_document(document: Document) -> bytes | None:
+    """Return the id of the document ``document`` depends on, if any."""
+    if isinstance(document, ExportAuthorization):
+        return document.import_certificate.id
+    if isinstance(document, Endorsement):
+        return document.export_authorization
+    if isinstance(document, Cancellation | DeliveryReceipt):
+        return document.document
+    if isinstance(document, Message):
+        return document.about
+    return None
+
+
+def verify_received(raw: bytes, view: RegistryView, *, now: int) -> SignedDocument:
+    """Verify a received document against the registry: key, signature, schema, signer.
+
+    Raises:
+        ProtocolError: the bytes are malformed, the key is unknown, revoked at signing time,
+            outside its validity or another country's, the signature fails, the issue time is
+            in the future, or the payload is not a valid document.
+    """
+    return verify_document(raw, view, now=now)
+
+
+class LifecycleApplier:
+    """Applies received documents with the node's lifecycle, inside the pipeline's transaction.
+
+    The lifecycle's public ``apply_received`` opens a transaction per document; the pipeline
+    needs the per-document step inside its own batch transaction (group commit), which is the
+    lifecycle's ``_apply``. The duplicate, pending and release logic it wraps around that step
+    is done by the pipeline itself. :meth:`plain_record` mirrors ``_apply``'s first case
+    (certificates and declarations are stored as received); ``tests/node/test_exchange.py``
+    checks that both paths write the same rows.
+    """
+
+    def __init__(self, services: NodeServices) -> None:
+        self._services = services
+
+    def plain_record(self, signed: SignedDocument) -> DocumentRecord | None:
+        """Return the inbound record of a certificate or declaration, else None."""
+        document = signed.document
+        if isinstance(document, ImportCertificate | ExportDeclaration):
+            return drafting.record_for(signed.raw, document, direction="inbound", state=ACTIVE)
+        return None
+
+    async def apply_received(
+        self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
+    ) -> None:
+        """Check the Convention rules against what this node holds and store the document.
+
+        Raises:
+            RuleViolation: a rule fails; the caller rolls back to its savepoint.
+        """
+        del from_peer  # the lifecycle records the issuer as the actor
+        await receiving._apply(tx, self._services, signed)  # noqa: SLF001 - see the class docstring
+
+
+def make_receipt_verifier(
+    registry: RegistryHolder, country: str
+) -> Callable[[bytes, bytes, str, int], str]:
+    """Return a check of a peer's receipt that returns its status (``accepted``/``rejected``).
+
+    The receipt must verify with a key the registry lists for ``peer``, be issued by ``peer``
+    to this node's ``country``, and name the document that was sent.
+    """
+
+    def verify(receipt: bytes, doc_id: bytes, peer: str, now: int) -> str:
+        view = registry.view
+        if view is None:
+            raise ReceiptError("no registry data to check the receipt's signature")
+        try:
+            signed = verify_received(receipt, view, now=now)
+        except ProtocolError as e:
+            raise ReceiptError(f"receipt does not verify: {e}") from e
+        document = signed.document
+        if not isinstance(document, DeliveryReceipt):
+            raise ReceiptError(f"expected a delivery receipt, got a {document.DOCUMENT_TYPE}")
+        if document.issuer != peer or document.recipient != country:
+            raise ReceiptError(
+                f"receipt from {document.issuer} to {document.recipient}, "
+                f"expected from {peer} to {country}"
+            )
+        if document.document != doc_id:
+            raise ReceiptError("receipt names another document")
+        return document.status
+
+    return verify
