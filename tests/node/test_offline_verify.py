@@ -356,3 +356,16 @@ def test_verifying_printed_pdfs_from_several_threads_at_once() -> None:
         "PDF attachment import-certificate-DE-IC-2026-000123.cose, same as its QR code",
         "PDF attachment export-authorization-FR-EA-2026-0042.cose, same as its QR code",
     }
+
+
+def test_a_pdf_saved_again_by_another_program_still_verifies_by_its_words() -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(PDF)))
+    writer.add_metadata({"/Producer": "another program"})
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    resaved = buffer.getvalue()
+    assert resaved != PDF
+    verdict = verify_offline(resaved, VIEW, now=NOW)
+    assert verdict.authentic, verdict.reason
