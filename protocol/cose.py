@@ -73,10 +73,15 @@ def key_id(public_key: bytes) -> bytes:
     return hashlib.sha256(public_key).digest()[:16]
 
 
-@lru_cache(maxsize=1024)
 def _signing_key(seed: bytes) -> nacl.signing.SigningKey:
+    # Checked before the cache, which would fail on an unhashable seed with a bare TypeError.
     if not isinstance(seed, bytes) or len(seed) != _KEY_SIZE:
         raise SignatureError("an Ed25519 signing key is a 32-byte seed")
+    return _cached_signing_key(seed)
+
+
+@lru_cache(maxsize=1024)
+def _cached_signing_key(seed: bytes) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(seed)
 
 
@@ -250,7 +255,7 @@ class Sign1Message:
             # libsodium refuses non-canonical S (S >= L) and small-order keys and R, so a
             # malleated signature never verifies.
             nacl.bindings.crypto_sign_open(self.signature + to_be_signed, public_key)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as e:
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as e:
             raise InvalidSignatureError("the signature does not verify with this key") from e
         return self.payload
 

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from permitnet.protocol import (
+    InvalidSignatureError,
     ProtocolError,
     Sign1Message,
     encode_cbor,
@@ -67,3 +68,16 @@ def test_another_key_never_verifies(payload: bytes, seed: bytes, other: bytes) -
     except ProtocolError:
         return
     raise AssertionError("a message verified with another key")
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_any_32_byte_public_key_is_refused_cleanly(public_key: bytes) -> None:
+    # Keys off the curve, of small order or simply wrong: always InvalidSignatureError.
+    signed = sign1(b"payload", bytes(32), b"k")
+    if public_key == public_key_from_seed(bytes(32)):
+        return
+    try:
+        verify1(signed, public_key)
+    except InvalidSignatureError:
+        return
+    raise AssertionError("a message verified with a random key")

@@ -58,6 +58,7 @@ def test_signing_is_deterministic() -> None:
         ("seed of 31 bytes", (b"x", SEED[:31], b"k"), None, "32-byte seed"),
         ("seed of 64 bytes", (b"x", SEED + PUBLIC_KEY, b"k"), None, "32-byte seed"),
         ("seed as text", (b"x", SEED.hex(), b"k"), None, "32-byte seed"),
+        ("seed as bytearray", (b"x", bytearray(SEED), b"k"), None, "32-byte seed"),
         ("payload as text", ("x", SEED, b"k"), None, "payload must be bytes"),
         ("payload as a dict", ({"a": 1}, SEED, b"k"), None, "payload must be bytes"),
         ("kid as text", (b"x", SEED, "k"), None, "kid must be bytes"),
@@ -79,6 +80,8 @@ def test_bad_arguments(
 def test_public_key_from_a_bad_seed() -> None:
     with pytest.raises(SignatureError, match="32-byte seed"):
         public_key_from_seed(b"short")
+    with pytest.raises(SignatureError, match="32-byte seed"):
+        public_key_from_seed(bytearray(32))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("length", [0, 23, 24, 255, 256, 65535, 65536])
