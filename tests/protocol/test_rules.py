@@ -11,10 +11,12 @@ import pytest
 from permitnet.protocol import DocumentError, RuleViolation
 from permitnet.protocol.doc_examples import (
     example_cancellation,
+    example_delivery_receipt,
     example_endorsement,
     example_export_authorization,
     example_export_declaration,
     example_import_certificate,
+    example_message,
 )
 from permitnet.protocol.documents import Item, Party, ReceivedItem
 from permitnet.protocol.rules import (
@@ -25,10 +27,12 @@ from permitnet.protocol.rules import (
     check_balances,
     check_cancellation,
     check_certificate_usable,
+    check_delivery_receipt,
     check_endorsement,
     check_export_authorization,
     check_export_declaration,
     check_import_certificate,
+    check_message,
     discrepancies,
     remaining_on_certificate,
     substance_totals,
@@ -454,6 +458,28 @@ def test_declaration_only_for_declaration_substances() -> None:
     assert "1961 Schedule II" in str(caught.value)
 
 
+def test_message_between_the_documents_countries() -> None:
+    check_message(example_message(IC_ID), IC, about_id=IC_ID)
+    check_message(example_message(IC_ID, issuer="DE", recipient="IN"), IC, about_id=IC_ID)
+    with pytest.raises(RuleViolation) as caught:
+        check_message(example_message(EA_ID), IC, about_id=IC_ID)
+    assert caught.value.rule == "message-reference"
+    with pytest.raises(RuleViolation) as caught:
+        check_message(example_message(IC_ID, issuer="FR"), IC, about_id=IC_ID)
+    assert caught.value.rule == "message-parties"
+
+
+def test_receipt_from_the_documents_recipient() -> None:
+    check_delivery_receipt(example_delivery_receipt(IC_ID), IC, document_id=IC_ID)
+    with pytest.raises(RuleViolation) as caught:
+        check_delivery_receipt(example_delivery_receipt(EA_ID), IC, document_id=IC_ID)
+    assert caught.value.rule == "receipt-reference"
+    backwards = example_delivery_receipt(IC_ID, issuer="DE", recipient="IN")
+    with pytest.raises(RuleViolation) as caught:
+        check_delivery_receipt(backwards, IC, document_id=IC_ID)
+    assert caught.value.rule == "receipt-by-recipient"
+
+
 def test_every_rule_is_documented_and_tested() -> None:
     tested = {case[-1] for case in EA_CASES} | {case[-1] for case in ENDORSEMENT_CASES}
     tested |= {
@@ -463,5 +489,9 @@ def test_every_rule_is_documented_and_tested() -> None:
         "cancellation-by-issuer",
         "cancellation-reference",
         "declaration-not-allowed",
+        "message-reference",
+        "message-parties",
+        "receipt-reference",
+        "receipt-by-recipient",
     }
     assert set(RULES) == tested - {None}
