@@ -259,6 +259,27 @@ class Catalogue:
         """Return SHA-256 of the catalogue's deterministic CBOR: equal digests, same catalogue."""
         return hashlib.sha256(self.to_cbor()).digest()
 
+    def check_published(self, edition: str, digest: bytes) -> None:
+        """Check that this catalogue is the edition the registry publishes as in force.
+
+        Args:
+            edition: the edition identifier in the registry snapshot.
+            digest: the SHA-256 digest in the registry snapshot.
+
+        Raises:
+            CatalogueError: another edition, or the same edition name with other contents.
+        """
+        if edition != self.edition:
+            raise CatalogueError(
+                f"the registry publishes catalogue edition {edition!r}; this node has "
+                f"{self.edition!r}"
+            )
+        if digest != self.digest():
+            raise CatalogueError(
+                f"catalogue edition {edition!r} differs from the registry's: digest "
+                f"{self.digest().hex()} here, {digest.hex()} published"
+            )
+
     @classmethod
     def from_payload(cls, payload: object) -> Catalogue:
         """Build a catalogue from a decoded map (as published by the registry).

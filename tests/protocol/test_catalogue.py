@@ -180,3 +180,11 @@ def test_bad_catalogue_is_refused(mutate: Any, words: str) -> None:
     with pytest.raises(CatalogueError) as caught:
         Catalogue.from_payload(mutate(_payload()))
     assert words in str(caught.value)
+
+
+def test_check_published() -> None:
+    DEFAULT_CATALOGUE.check_published(DEFAULT_CATALOGUE.edition, DEFAULT_CATALOGUE.digest())
+    with pytest.raises(CatalogueError, match="edition 'permitnet-2027.1'"):
+        DEFAULT_CATALOGUE.check_published("permitnet-2027.1", DEFAULT_CATALOGUE.digest())
+    with pytest.raises(CatalogueError, match="differs"):
+        DEFAULT_CATALOGUE.check_published(DEFAULT_CATALOGUE.edition, bytes(32))
