@@ -184,7 +184,7 @@ def test_bad_catalogue_is_refused(mutate: Any, words: str) -> None:
 
 def test_check_published() -> None:
     DEFAULT_CATALOGUE.check_published(DEFAULT_CATALOGUE.edition, DEFAULT_CATALOGUE.digest())
-    with pytest.raises(CatalogueError, match="edition 'permitnet-2027.1'"):
+    with pytest.raises(CatalogueError, match=r"edition 'permitnet-2027\.1'"):
         DEFAULT_CATALOGUE.check_published("permitnet-2027.1", DEFAULT_CATALOGUE.digest())
     with pytest.raises(CatalogueError, match="differs"):
         DEFAULT_CATALOGUE.check_published(DEFAULT_CATALOGUE.edition, bytes(32))
