@@ -129,9 +129,13 @@ def _document_id(url: str) -> str:
 async def _form_csrf(client: TestClient[web.Request, web.Application], path: str) -> str:
     page = await client.get(path)
     assert page.status == 200, await page.text()
-    match = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
-    assert match is not None
-    return match.group(1)
+    text = await page.text()
+    tokens = re.findall(r'name="csrf_token" value="([^"]*)"', text)
+    # Every form on the page carries the same, non-empty token (the header's logout form too).
+    assert tokens, f"no form on {path}"
+    assert len(set(tokens)) == 1, tokens
+    assert tokens[0], f"a form on {path} has an empty CSRF token"
+    return tokens[0]
 
 
 async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) -> None:
@@ -157,6 +161,7 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     assert response.status == 200, await response.text()
     draft_id = _draft_id(response.url.path)
     text = await response.text()
+    assert 'name="csrf_token" value=""' not in text
     assert "prepared by" in text.lower()
     assert "Approve and sign" not in text  # a clerk cannot sign
 
@@ -170,6 +175,7 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     assert response.status == 200
     ic_id = _document_id(response.url.path)
     page = await response.text()
+    assert 'name="csrf_token" value=""' not in page
     assert "DE-IC-2026-1" in page
     assert "morphine-sulfate-pentahydrate" in page
     assert "1.5042 kg" in page
