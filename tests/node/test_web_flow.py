@@ -130,7 +130,7 @@ async def _form_csrf(client: TestClient[web.Request, web.Application], path: str
     page = await client.get(path)
     assert page.status == 200, await page.text()
     text = await page.text()
-    tokens = re.findall(r'name="csrf_token" value="([^"]*)"', text)
+    tokens: list[str] = re.findall(r'name="csrf_token" value="([^"]*)"', text)
     # Every form on the page carries the same, non-empty token (the header's logout form too).
     assert tokens, f"no form on {path}"
     assert len(set(tokens)) == 1, tokens
