@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from permitnet.protocol import DocumentError, ProtocolError, decode_cbor, public_key_from_seed
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.doc_examples import (
+    example_cancellation,
     example_delivery_receipt,
     example_endorsement,
     example_export_authorization,
+    example_export_declaration,
     example_import_certificate,
     example_kid,
     example_message,
@@ -110,6 +112,27 @@ documents = st.one_of(
     endorsements(),
     st.builds(example_message, ids, in_reply_to=st.none() | ids, text=multi_text),
     st.builds(example_delivery_receipt, ids),
+    st.builds(example_cancellation, ids, reason=multi_text),
+    st.builds(
+        example_export_declaration,
+        items=st.lists(
+            st.builds(
+                Item.create,
+                st.sampled_from(
+                    [
+                        s.code
+                        for s in DEFAULT_CATALOGUE.substances
+                        if s.regime == "export_declaration"
+                    ]
+                ),
+                st.integers(min_value=1, max_value=MAX_QUANTITY_MG),
+                line_text,
+            ),
+            min_size=1,
+            max_size=5,
+        ).map(tuple),
+        date_of_export=dates,
+    ),
 )
 
 
