@@ -9,6 +9,7 @@ deterministic CBOR encoding, kept as the exact bytes that were logged.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -43,6 +44,12 @@ MAX_RECORD_SIZE: Final = 8 * 1024
 _MAX_TEXT: Final = 500
 
 
+@functools.cache
+def _country_codes() -> frozenset[str]:
+    # Looked up once: pycountry's own lookup costs more than decoding a record.
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
 def check_country(code: object) -> str:
     """Return ``code`` if it is an ISO 3166-1 alpha-2 code known to pycountry.
 
@@ -51,7 +58,7 @@ def check_country(code: object) -> str:
     """
     if not isinstance(code, str) or len(code) != 2 or not code.isupper():
         raise RecordError(f"country must be an upper-case ISO 3166-1 alpha-2 code, got {code!r}")
-    if pycountry.countries.get(alpha_2=code) is None:
+    if code not in _country_codes():
         raise RecordError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return code
 

@@ -6,8 +6,9 @@ A :class:`RegistryView` is only ever built by folding the records of a verified 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Final, TypeVar, overload
 
 from permitnet.protocol.registry_errors import (
     KeyNotValidError,
@@ -24,32 +25,105 @@ from permitnet.protocol.registry_records import (
     Record,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+__all__ = ["Layered", "RegistryState", "RegistryView", "fold"]
 
-__all__ = ["RegistryState", "RegistryView"]
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+_MISSING: Final = object()
 
 _EstimateKey = tuple[str, str, int]
 _AssessmentKey = tuple[str, str]
 
 
+class Layered(MutableMapping[K, V]):
+    """A mapping made of a large shared base and a small owned top layer.
+
+    A delta adds a few hundred records to a state of tens of thousands: copying every dict
+    for each delta would cost more than the delta itself. A child shares its parent's base
+    (never mutated once shared) and copies only the top layer; :meth:`compacted` folds the
+    top into a new base when it grows past an eighth of the base.
+    """
+
+    __slots__ = ("_base", "_top")
+
+    def __init__(self, base: dict[K, V] | None = None, top: dict[K, V] | None = None) -> None:
+        self._base: dict[K, V] = {} if base is None else base
+        self._top: dict[K, V] = {} if top is None else top
+
+    def __getitem__(self, key: K) -> V:
+        try:
+            return self._top[key]
+        except KeyError:
+            return self._base[key]
+
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+    @overload
+    def get(self, key: K, /, default: V | D) -> V | D: ...
+    def get(self, key: K, /, default: object = None) -> object:
+        """Return the value for ``key``, else ``default`` (as :meth:`dict.get`)."""
+        if key in self._top:
+            return self._top[key]
+        return self._base.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._top or key in self._base
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._top[key] = value
+
+    def __delitem__(self, key: K) -> None:
+        raise TypeError("the registry log only grows: a record is superseded, never deleted")
+
+    def __iter__(self) -> Iterator[K]:
+        yield from self._base
+        yield from (k for k in self._top if k not in self._base)
+
+    def __len__(self) -> int:
+        return len(self._base) + sum(1 for k in self._top if k not in self._base)
+
+    def __repr__(self) -> str:
+        return f"Layered({len(self)} entries)"
+
+    def child(self) -> Layered[K, V]:
+        """Return a mapping equal to this one that can be extended without touching it."""
+        return Layered(self._base, dict(self._top))
+
+    def compacted(self) -> Layered[K, V]:
+        """Return an equal mapping whose top layer is small relative to its base."""
+        if len(self._top) <= max(1024, len(self._base) // 8):
+            return self
+        return Layered({**self._base, **self._top}, {})
+
+
 @dataclass(slots=True)
 class RegistryState:
-    """The mutable fold of log records; frozen into a :class:`RegistryView` when complete."""
+    """The fold of log records; a view's state is never changed once the view is built."""
 
-    countries: dict[str, CountryRecord] = field(default_factory=dict)
-    keys: dict[bytes, KeyRecord] = field(default_factory=dict)
-    estimates: dict[_EstimateKey, tuple[Estimate, ...]] = field(default_factory=dict)
-    assessments: dict[_AssessmentKey, tuple[Estimate, ...]] = field(default_factory=dict)
+    countries: Layered[str, CountryRecord] = field(default_factory=Layered)
+    keys: Layered[bytes, KeyRecord] = field(default_factory=Layered)
+    estimates: Layered[_EstimateKey, tuple[Estimate, ...]] = field(default_factory=Layered)
+    assessments: Layered[_AssessmentKey, tuple[Estimate, ...]] = field(default_factory=Layered)
     catalogue: CatalogueEdition | None = None
 
     def copy(self) -> RegistryState:
         """Return a copy that can be extended without touching this state."""
         return RegistryState(
-            countries=dict(self.countries),
-            keys=dict(self.keys),
-            estimates=dict(self.estimates),
-            assessments=dict(self.assessments),
+            countries=self.countries.child(),
+            keys=self.keys.child(),
+            estimates=self.estimates.child(),
+            assessments=self.assessments.child(),
+            catalogue=self.catalogue,
+        )
+
+    def compacted(self) -> RegistryState:
+        """Return an equal state with its layers compacted (see :class:`Layered`)."""
+        return RegistryState(
+            countries=self.countries.compacted(),
+            keys=self.keys.compacted(),
+            estimates=self.estimates.compacted(),
+            assessments=self.assessments.compacted(),
             catalogue=self.catalogue,
         )
 
@@ -218,4 +292,4 @@ def fold(records: Iterable[Record], state: RegistryState | None = None) -> Regis
     result = RegistryState() if state is None else state.copy()
     for record in records:
         result.apply(record)
-    return result
+    return result.compacted()

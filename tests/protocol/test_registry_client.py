@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from permitnet.protocol.cbor import encode_cbor
 from permitnet.protocol.cose import key_id, public_key_from_seed, sign1
@@ -38,6 +40,7 @@ from permitnet.protocol.registry_records import (
 )
 from permitnet.protocol.registry_root import RootMetadata, sign_root
 from permitnet.protocol.registry_snapshot import DeltaPayload, SnapshotPayload, sign_payload
+from permitnet.protocol.registry_view import Layered
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -184,7 +187,7 @@ def test_full_snapshot_gives_a_view() -> None:
 def test_delta_revises_estimates_and_revokes_keys() -> None:
     sim = base_sim()
     client = TrustedRegistry(PINNED)
-    client.update_snapshot(sim.pubs[0].snapshot, now=T0)
+    before = client.update_snapshot(sim.pubs[0].snapshot, now=T0)
     sim.add(
         Estimate(
             country="DE",
@@ -224,6 +227,10 @@ def test_delta_revises_estimates_and_revokes_keys() -> None:
     assert view.check_signer(kid, "DE", T0 + 9).kid == kid
     with pytest.raises(KeyRevokedError, match="laptop stolen"):
         view.check_signer(kid, "DE", T0 + 10)
+    # The view held before the delta is unchanged (the new one shares its base layer).
+    assert before.balance_inputs("DE", "morphine", 2026) == (1_000_000, 50_000)
+    assert before.key(kid) == key("DE", "de-1")
+    assert len(before.estimate_history("DE", "morphine", 2026)) == 2
     # The delta result equals what a fresh client gets from the full snapshot.
     fresh = TrustedRegistry(PINNED).update_snapshot(sim.pubs[1].snapshot, now=T0 + DAY)
     assert fresh.state == view.state
@@ -541,3 +548,32 @@ def test_compare_heads_detects_split_view() -> None:
     )
     with pytest.raises(SplitViewError):
         compare_heads(mine, same_size_fork)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 50), st.integers()), max_size=200),
+    st.lists(st.tuples(st.integers(0, 50), st.integers()), max_size=200),
+)
+def test_layered_mapping_behaves_as_a_dict_and_children_are_isolated(
+    first: list[tuple[int, int]], second: list[tuple[int, int]]
+) -> None:
+    parent: Layered[int, int] = Layered()
+    reference: dict[int, int] = {}
+    for k, v in first:
+        parent[k] = v
+        reference[k] = v
+    parent = parent.compacted()
+    assert dict(parent) == reference
+    child = parent.child()
+    expected = dict(reference)
+    for k, v in second:
+        child[k] = v
+        expected[k] = v
+    assert dict(child.compacted()) == expected == dict(child)
+    assert len(child) == len(expected)
+    assert dict(parent) == reference
+    assert all(child.get(k) == v for k, v in expected.items())
+    assert child.get(-1) is None
+    assert -1 not in child
+    with pytest.raises(TypeError):
+        del child[0]
