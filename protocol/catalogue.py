@@ -10,9 +10,11 @@ abridged standard atomic weights (2021) in :mod:`permitnet.protocol.catalogue_da
 rounded to four decimal places, ties to even. Morphine sulfate pentahydrate, for example,
 is 2 x 285.34 / 758.83 = 0.7521. The factor of a base is ``"1"``.
 
-Control regime, from the Conventions: substances in the 1961 Schedules I and II and the
-1971 Schedules I and II need an import certificate and an export authorization (1961
-art. 31; 1971 art. 12(1)): regime ``"import_certificate"``. Substances in the 1971
+Control regime, from the Conventions: substances in the 1961 Schedules I, II and IV (every
+Schedule IV drug is also in Schedule I) and the 1971 Schedules I and II need an import
+certificate and an export authorization (1961 art. 31; 1971 art. 12(1)): regime
+``"import_certificate"``. 1961 Schedule III preparations need neither (1961 art. 2(4)) and
+are not catalogued. Substances in the 1971
 Schedules III and IV need only an export declaration (1971 art. 12(2)), unless the
 importing country asks for more: regime ``"export_declaration"``.
 
@@ -73,6 +75,13 @@ def regime_for(convention: str, schedule: str) -> str:
     """
     if schedule not in CONVENTIONS.get(convention, ()):
         raise CatalogueError(f"unknown Convention {convention!r} or schedule {schedule!r}")
+    if convention == "1961" and schedule == "III":
+        # 1961 art. 2(4): art. 31(3)-(15) need not apply to Schedule III preparations, so
+        # they travel without import certificate or export authorization: not a regime here.
+        raise CatalogueError(
+            "1961 Schedule III preparations need no import certificate or export "
+            "authorization: they are not in the permitnet catalogue"
+        )
     if convention == "1971" and schedule in {"III", "IV"}:
         return "export_declaration"
     return "import_certificate"

@@ -101,6 +101,7 @@ def test_lookups() -> None:
     [
         ("1961", "I", "import_certificate"),
         ("1961", "II", "import_certificate"),
+        ("1961", "IV", "import_certificate"),
         ("1971", "I", "import_certificate"),
         ("1971", "II", "import_certificate"),
         ("1971", "III", "export_declaration"),
@@ -111,9 +112,17 @@ def test_regime_for(convention: str, schedule: str, regime: str) -> None:
     assert regime_for(convention, schedule) == regime
 
 
-def test_regime_for_refuses_unknown() -> None:
-    with pytest.raises(CatalogueError):
-        regime_for("1988", "I")
+@pytest.mark.parametrize(
+    ("convention", "schedule", "words"),
+    [
+        pytest.param("1988", "I", "unknown Convention", id="1988-convention"),
+        pytest.param("1971", "V", "unknown Convention", id="schedule-v"),
+        pytest.param("1961", "III", "need no import certificate", id="1961-schedule-iii"),
+    ],
+)
+def test_regime_for_refuses(convention: str, schedule: str, words: str) -> None:
+    with pytest.raises(CatalogueError, match=words):
+        regime_for(convention, schedule)
 
 
 def test_every_factor_is_canonical_and_bases_are_one() -> None:
