@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from permitnet.node.store import DocumentRecord, Tx
     from permitnet.protocol.documents import Document
 
-__all__ = ["Outcome", "apply_received", "check_authorization", "dependency_of", "sha256_hex"]
+__all__ = [
+    "Outcome",
+    "apply_received",
+    "apply_verified",
+    "check_authorization",
+    "dependency_of",
+    "sha256_hex",
+]
 
 #: What happened to a received document.
 Outcome = Literal["accepted", "duplicate", "pending"]
@@ -176,6 +183,19 @@ async def _release_waiting(tx: Tx, services: NodeServices, arrived: str) -> None
                 queue.append(entry.document_id)
             await tx.remove_pending(entry.document_id)
             released += 1
+
+
+async def apply_verified(tx: Tx, services: NodeServices, signed: SignedDocument) -> None:
+    """Apply one verified document inside the caller's transaction (the batched receive path).
+
+    The caller has checked that it is not stored yet and that what it refers to is stored;
+    duplicates, pending documents and their release are the caller's business.
+
+    Raises:
+        RuleViolation: a rule fails; the caller rolls back (to its savepoint) and quarantines.
+        NotFoundError: what it refers to is not stored.
+    """
+    await _apply(tx, services, signed)
 
 
 async def _apply(tx: Tx, services: NodeServices, signed: SignedDocument) -> None:
