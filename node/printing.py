@@ -64,7 +64,8 @@ def print_document(
         font_dir: where the DejaVu fonts are.
 
     Returns:
-        The PDF bytes; the same document always prints to the same bytes.
+        The PDF bytes; the same document always prints to the same bytes. Printing is CPU
+        work (a few hundred milliseconds): from async code, run it in a worker thread.
 
     Raises:
         PrintError: the document type does not print (a message, a receipt, ...), the fonts
