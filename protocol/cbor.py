@@ -226,7 +226,7 @@ def decode_cbor(
         # The inline fast paths index data[pos] without a bound check of their own: running
         # off the end of the input is truncation.
         raise DecodeError(f"truncated input: the {size} bytes end inside an item") from e
-    except RecursionError as e:  # pragma: no cover - only with a caller's huge max_depth
+    except RecursionError as e:  # only when a caller allows more depth than Python has
         raise SizeLimitError("input nested too deeply for this interpreter") from e
     if end != size:
         raise DecodeError(f"{size - end} trailing bytes after the CBOR item at offset {end}")

@@ -214,3 +214,8 @@ def test_truncation_at_every_offset_is_refused(length: int) -> None:
 
 def test_the_truncation_source_is_valid() -> None:
     assert isinstance(decode_cbor(VALID), dict)
+
+
+def test_depth_beyond_the_interpreter_is_a_size_limit_error() -> None:
+    with pytest.raises(SizeLimitError, match="nested too deeply"):
+        decode_cbor(b"\x81" * 100_000 + b"\x00", max_depth=10**6)

@@ -57,6 +57,8 @@ def test_our_sig_structure_is_the_published_to_be_signed() -> None:
     message = Sign1Message.from_bytes(MESSAGE)
     expected = bytes.fromhex(VECTOR["intermediates"]["ToBeSign_hex"])
     assert _sig_structure(message.protected_bytes, message.payload) == expected
+    # The protected header is used exactly as received: bytes 3-7 of the message.
+    assert message.protected_bytes == MESSAGE[3:8] == bytes.fromhex("A201270300")
     assert encode_cbor(["Signature1", message.protected_bytes, b"", PLAINTEXT]) == expected
 
 
