@@ -35,9 +35,11 @@ DOCUMENT_ID_SIZE: Final = 32
 #: The largest accepted Unix time (year 2242): far beyond any document's life, inside 64 bits.
 MAX_INSTANT: Final = 2**33
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# The Unicode general category Cc is exactly U+0000-U+001F and U+007F-U+009F.
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LF: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# Refused in text: the Unicode general category Cc (exactly U+0000-U+001F and U+007F-U+009F)
+# and the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069),
+# which can make a name or quantity display in another order than it is stored.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_LF: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def check_country(value: object, where: str) -> str:
@@ -100,7 +102,8 @@ class PayloadReader:
 
         Raises:
             DocumentError: not text, empty or blank (unless ``empty``), longer than
-                ``max_length`` characters, or holding a control character.
+                ``max_length`` characters, or holding a control character or a
+                bidirectional embedding, override or isolate.
         """
         value = self._payload[key]
         if not isinstance(value, str):
@@ -114,7 +117,8 @@ class PayloadReader:
         control = (_CONTROL_BUT_LF if multiline else _CONTROL).search(value)
         if control is not None:
             raise DocumentError(
-                f"{self.path(key)}: control character {control.group()!r} is not allowed"
+                f"{self.path(key)}: control or bidirectional override character "
+                f"{control.group()!r} is not allowed"
             )
         return value
 

@@ -104,8 +104,11 @@ BAD_IMPORT_CERTIFICATES: list[tuple[str, Callable[[dict[str, Any]], None], str]]
     ("issued-at-bool", _set("issued_at", True), "issued_at"),
     ("authority-empty", _set("authority", "  "), "authority"),
     ("authority-too-long", _set("authority", "A" * 201), "authority"),
-    ("authority-control-char", _set("authority", "BfArM\x00"), "control character"),
-    ("authority-newline", _set("authority", "BfArM\nX"), "control character"),
+    ("authority-control-char", _set("authority", "BfArM\x00"), "control or bidirectional"),
+    ("authority-newline", _set("authority", "BfArM\nX"), "control or bidirectional"),
+    ("authority-bidi-override", _set("authority", "BfArM \u202egnp.exe"), "bidirectional"),
+    ("importer-bidi-isolate", _set("importer.name", "Pharma \u2067GmbH"), "bidirectional"),
+    ("conditions-del", _set("conditions", "bonded\x7f"), "control"),
     ("number-empty", _set("number", ""), "number"),
     ("date-bad-form", _set("date_of_issue", "2026-1-5"), "date_of_issue"),
     ("date-not-real", _set("date_of_issue", "2026-02-30"), "not a real calendar date"),
@@ -183,7 +186,7 @@ BAD_EXPORT_AUTHORIZATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str
     ("transit-twice", _set("transit_countries", ["AE", "AE"]), "listed twice"),
     ("transit-is-importer", _set("transit_countries", ["DE"]), "transit_countries"),
     ("validity-reversed", _set("valid_until", "2026-01-14"), "valid_until"),
-    ("route-control-char", _set("route", "HYD\tFRA"), "control character"),
+    ("route-control-char", _set("route", "HYD\tFRA"), "control or bidirectional"),
 ]
 
 

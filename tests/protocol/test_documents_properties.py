@@ -33,12 +33,12 @@ from permitnet.protocol.documents import (
 from permitnet.protocol.quantities import MAX_QUANTITY_MG
 from permitnet.protocol.signed import SignedDocument
 
-# Printable text without control characters, not blank.
-line_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=60
-).filter(lambda s: s.strip() != "")
+# Text without control characters or bidirectional overrides, not blank.
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+characters = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=BIDI)
+line_text = st.text(alphabet=characters, min_size=1, max_size=60).filter(lambda s: s.strip() != "")
 multi_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs")) | st.just("\n"),
+    alphabet=characters | st.just("\n"),
     min_size=1,
     max_size=120,
 ).filter(lambda s: s.strip() != "")
