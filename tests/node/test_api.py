@@ -521,3 +521,29 @@ async def test_revoked_token_refused(nodes: tuple[Node, Node]) -> None:
     assert "revoked" in (await checked(resp))["error"]["message"]
     names = [t.name for t in await tokens.list_tokens(store)]
     assert "tmp" in names
+
+
+async def test_event_stream_resumes_after_last_event_id(nodes: tuple[Node, Node]) -> None:
+    de, _ = nodes
+    for n in range(3):
+        resp = await de.client.post(
+            "/api/v1/import-certificates", json=IC | {"number": f"N{n}"}, headers=de.auth("clerk")
+        )
+        assert resp.status == 201
+    events = (await checked(await de.client.get("/api/v1/events", headers=de.auth("reader"))))[
+        "events"
+    ]
+    assert len(events) == 3
+    headers = de.auth("reader") | {"Last-Event-ID": str(events[0]["seq"])}
+    async with de.client.get("/api/v1/events/stream", headers=headers) as resp:
+        ids: list[int] = []
+        async with asyncio.timeout(10):
+            while len(ids) < 2:
+                line = (await resp.content.readline()).decode().strip()
+                if line.startswith("id: "):
+                    ids.append(int(line.removeprefix("id: ")))
+        assert ids == [events[1]["seq"], events[2]["seq"]]
+    resp = await de.client.get(
+        "/api/v1/events/stream", headers=de.auth("reader") | {"Last-Event-ID": "x"}
+    )
+    assert resp.status == 400
