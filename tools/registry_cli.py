@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import getpass
 import json
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,11 @@ from aiohttp import web
 
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.errors import ProtocolError
+from permitnet.protocol.registry_requests import verify_key_request
 from permitnet.registry.app import RegistryConfig, create_app
 from permitnet.registry.errors import RegistryServerError
 from permitnet.registry.export import export
-from permitnet.registry.keys import read_seed
+from permitnet.registry.keys import read_seed, write_seed
 from permitnet.registry.service import DEFAULT_EXPIRY_SECONDS, Registry
 from permitnet.tools.cli import CliError
 
@@ -124,7 +126,6 @@ def _submit(registry: Registry, args: argparse.Namespace) -> None:
 
 
 def _requests(registry: Registry, args: argparse.Namespace) -> None:
-    from permitnet.protocol.registry_requests import verify_key_request  # noqa: PLC0415
 
     out = []
     for row in registry.store.requests(args.status):
@@ -213,10 +214,6 @@ def _publish(registry: Registry, args: argparse.Namespace) -> None:
 
 
 def _rotate_root(registry: Registry, args: argparse.Namespace) -> None:
-    import secrets  # noqa: PLC0415
-
-    from permitnet.registry.keys import write_seed  # noqa: PLC0415
-
     old = [read_seed(Path(f)) for f in args.sign_with]
     new_dir = Path(args.new_keys_dir).resolve()
     if new_dir.is_relative_to(Path(args.dir).resolve()):
@@ -224,16 +221,24 @@ def _rotate_root(registry: Registry, args: argparse.Namespace) -> None:
     new_dir.mkdir(parents=True, exist_ok=True)
     version = registry.root.version + 1
     new = [secrets.token_bytes(32) for _ in range(args.new_keys)]
-    root = registry.rotate_root(
-        old_seeds=old,
-        new_seeds=new,
-        threshold=args.threshold,
-        rotate_snapshot_key=args.rotate_snapshot_key,
-        actor=_actor(),
-        now=_now(),
-    )
-    for number, seed in enumerate(new, start=1):
-        write_seed(new_dir / f"root-v{version}-{number}.key", seed)
+    # The new keys are on disk before the root that names them exists, so that a failure
+    # can never leave a root whose keys are lost; if the rotation is refused they go.
+    files = [new_dir / f"root-v{version}-{n}.key" for n in range(1, len(new) + 1)]
+    for path, seed in zip(files, new, strict=True):
+        write_seed(path, seed)
+    try:
+        root = registry.rotate_root(
+            old_seeds=old,
+            new_seeds=new,
+            threshold=args.threshold,
+            rotate_snapshot_key=args.rotate_snapshot_key,
+            actor=_actor(),
+            now=_now(),
+        )
+    except BaseException:
+        for path in files:
+            path.unlink()
+        raise
     print(f"root v{root.version} signed ({args.threshold} of {args.new_keys}); keys in {new_dir}")
 
 
