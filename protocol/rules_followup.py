@@ -13,6 +13,8 @@ from permitnet.protocol.catalogue import DEFAULT_CATALOGUE, Catalogue
 from permitnet.protocol.rules_base import violation
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from permitnet.protocol.documents import (
         Cancellation,
         DeliveryReceipt,
@@ -100,13 +102,23 @@ def discrepancies(
 
 
 def check_endorsement(
-    endorsement: Endorsement, authorization: ExportAuthorization, *, authorization_id: bytes
+    endorsement: Endorsement,
+    authorization: ExportAuthorization,
+    *,
+    authorization_id: bytes,
+    today: dt.date | None = None,
 ) -> list[Discrepancy]:
     """Check that an endorsement belongs to an authorization, and return the discrepancies.
 
+    Args:
+        endorsement: the endorsement.
+        authorization: the export authorization it endorses.
+        authorization_id: that authorization's document identifier.
+        today: if given, the current date: a receipt dated after it is refused.
+
     Raises:
         RuleViolation: ``endorsement-reference``, ``endorsement-by-importing-country``,
-            ``received-before-authorization`` or ``endorsement-line``.
+            ``received-before-authorization``, ``dated-in-future`` or ``endorsement-line``.
     """
     if endorsement.export_authorization != authorization_id:
         raise violation(
@@ -134,6 +146,11 @@ def check_endorsement(
             "received-before-authorization",
             f"received on {endorsement.date_received.isoformat()}, before authorization "
             f"{authorization.number} of {authorization.date_of_issue.isoformat()}",
+        )
+    if today is not None and endorsement.date_received > today:
+        raise violation(
+            "dated-in-future",
+            f"received on {endorsement.date_received.isoformat()}; today is {today.isoformat()}",
         )
     return discrepancies(authorization, endorsement)
 

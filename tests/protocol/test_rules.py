@@ -438,6 +438,14 @@ def test_bad_endorsements(changes: dict[str, Any], rule: str) -> None:
     assert caught.value.rule == rule
 
 
+def test_endorsement_received_in_the_future() -> None:
+    endorsement = example_endorsement(EA_ID)
+    check_endorsement(endorsement, EA, authorization_id=EA_ID, today=dt.date(2026, 2, 12))
+    with pytest.raises(RuleViolation) as caught:
+        check_endorsement(endorsement, EA, authorization_id=EA_ID, today=dt.date(2026, 2, 11))
+    assert caught.value.rule == "dated-in-future"
+
+
 def test_cancellation_only_by_issuer() -> None:
     check_cancellation(example_cancellation(IC_ID), IC, target_id=IC_ID)
     with pytest.raises(RuleViolation) as caught:
