@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "permitnet.tools.ops_cli",
     "permitnet.tools.verify_cli",
     "permitnet.tools.registry_cli",
+    "permitnet.tools.demo",
 )
 
 
