@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from permitnet.protocol import RuleViolation, decode_cbor, encode_cbor, public_key_from_seed
+from permitnet.protocol import (
+    EncodeError,
+    RuleViolation,
+    decode_cbor,
+    encode_cbor,
+    public_key_from_seed,
+)
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
+from permitnet.protocol.cbor import Tag
 from permitnet.protocol.doc_base import HEADER_KEYS
 from permitnet.protocol.doc_examples import (
+    diagnostic_notation,
     example_export_authorization,
     example_import_certificate,
     worked_example,
@@ -127,3 +135,31 @@ def test_rule_message_example_is_what_the_code_says() -> None:
         )
     flat = " ".join(_text().split())
     assert f"`{caught.value}`" in flat
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        pytest.param(None, "null", id="null"),
+        pytest.param(True, "true", id="true"),
+        pytest.param(False, "false", id="false"),
+        pytest.param(-8, "-8", id="negative"),
+        pytest.param("a\nb", '"a\\nb"', id="text-escape"),
+        pytest.param("für", '"für"', id="text-unicode"),
+        pytest.param(b"\x01\xff", "h'01ff'", id="bytes"),
+        pytest.param([1, "x"], '[1, "x"]', id="flat-array"),
+        pytest.param({}, "{}", id="empty-map"),
+        pytest.param(
+            {"bb": 1, "a": 2, 10: 3}, '{\n  10: 3,\n  "a": 2,\n  "bb": 1\n}', id="map-order"
+        ),
+        pytest.param([[1]], "[\n  [1]\n]", id="nested-array"),
+        pytest.param(Tag(18, [1]), "18([1])", id="tag"),
+    ],
+)
+def test_diagnostic_notation(value: object, text: str) -> None:
+    assert diagnostic_notation(value) == text
+
+
+def test_diagnostic_notation_refuses_floats() -> None:
+    with pytest.raises(EncodeError):
+        diagnostic_notation(1.5)
