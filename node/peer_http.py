@@ -23,6 +23,7 @@ from permitnet.node.delivery import Backoff, DeliveryWorker, NodeIdentity
 from permitnet.node.errors import ForbiddenError, NodeError
 from permitnet.node.exchange import InboundPipeline, LifecycleApplier, make_receipt_verifier
 from permitnet.node.peer_auth import (
+    MAX_CLOCK_SKEW,
     AuthenticatedPeer,
     NonceCache,
     PeerKeyResolver,
@@ -147,7 +148,7 @@ async def _post_documents(
     peer = _authenticate(request, body)
     raws = decode_byte_strings(body, max_size=len(body))
     claims = peer.claims
-    nonce = (peer.kid, claims.nonce, claims.timestamp + 300)
+    nonce = (peer.kid, claims.nonce, claims.timestamp + MAX_CLOCK_SKEW)
     results = await exchange.pipeline.receive(raws, from_peer=peer.country, nonce=nonce)
     return web.Response(body=encode_results(results), content_type=CBOR_MEDIA_TYPE)
 
@@ -192,12 +193,16 @@ async def _supervise(name: str, work: Callable[[], Awaitable[None]]) -> None:
         await asyncio.sleep(RESTART_PAUSE_SECONDS)
 
 
-async def _retry_pending_forever(pipeline: InboundPipeline) -> None:
+async def _housekeeping_forever(pipeline: InboundPipeline, store: Store) -> None:
+    # Documents held for stale registry data are re-decided once it is fresh again, and
+    # nonces past the replay window are dropped (the window check refuses those requests).
     while True:
         try:
             await pipeline.retry_pending()
+            async with store.transaction() as tx:
+                await tx.execute("DELETE FROM nonces WHERE expires_at < ?", (tx.now,))
         except NodeError as e:
-            log.warning("retrying documents held for stale registry data failed: %s", e)
+            log.warning("exchange housekeeping failed: %s", e)
         await asyncio.sleep(PENDING_RETRY_SECONDS)
 
 
@@ -271,8 +276,8 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(_supervise("delivery", delivery.run), name="permitnet-delivery"),
             asyncio.create_task(
-                _supervise("pending retry", lambda: _retry_pending_forever(pipeline)),
-                name="permitnet-pending-retry",
+                _supervise("housekeeping", lambda: _housekeeping_forever(pipeline, store)),
+                name="permitnet-exchange-housekeeping",
             ),
         ]
         if puller is not None:

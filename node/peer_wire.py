@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from permitnet.node.errors import ValidationError
+from permitnet.protocol import signed
 from permitnet.protocol.cbor import decode_cbor, encode_cbor
 from permitnet.protocol.errors import ProtocolError
 
@@ -48,8 +49,8 @@ PATH_RECEIPTS: Final = "/peer/v1/receipts"
 WIRE_VERSION: Final = 1
 #: Most documents in one batch.
 MAX_BATCH: Final = 500
-#: Largest single signed document accepted (a document is about 1.5 KB; scans are not exchanged).
-MAX_DOCUMENT_SIZE: Final = 256 * 1024
+#: Largest single signed document accepted: the protocol's own limit (a document is ~1.5 KB).
+MAX_DOCUMENT_SIZE: Final = signed.MAX_DOCUMENT_SIZE
 
 #: What the receiver did with a document: ``accepted`` (verified and stored now), ``duplicate``
 #: (already held: nothing changed), ``pending`` (stored durably, waiting for a document it refers
