@@ -1,5 +1,8 @@
 """``permitnet verify FILE``: is this printed PDF, scan, QR text or signed file authentic?
 
+And ``permitnet print FILE``: verify it the same way, then print it as a PDF (from the signed
+file, or again from the QR code of a worn paper copy).
+
 Offline: the document is checked against a registry snapshot already on disk, never fetched.
 Either the node's own cached snapshot (``--node DIR``, the default when the current directory
 is a node), or a snapshot file with the registry root metadata it is verified under
@@ -24,6 +27,7 @@ from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.errors import NodeError
 from permitnet.node.offline_inputs import MAX_INPUT_SIZE
 from permitnet.node.offline_verify import verify_offline
+from permitnet.node.printing import attachment_name, print_document
 from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_client import TrustedRegistry
@@ -38,7 +42,7 @@ __all__ = ["load_node_view", "load_snapshot_view", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``verify`` command."""
+    """Add the ``verify`` and ``print`` commands."""
     parser = subparsers.add_parser(
         "verify",
         help="verify a printed PDF, a scan of its QR code, a QR text or a signed file, offline",
@@ -49,6 +53,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "refers to, and the registry version used. Exit code 0 only when authentic.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="the file to verify ('-': stdin)")
+    _registry_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    parser.set_defaults(handler=cmd_verify)
+
+    printer = subparsers.add_parser(
+        "print",
+        help="verify a signed document offline, then print it as a PDF with its QR code",
+        description="Verify a signed file, a QR text, a scan of a QR code or a printed PDF "
+        "offline (as 'permitnet verify' does), then print the signed document as a PDF with "
+        "every field, the issuing authority, its QR code and the signed file attached. Only "
+        "an authentic document is printed.",
+    )
+    printer.add_argument("file", type=Path, metavar="FILE", help="the file to print ('-': stdin)")
+    _registry_options(printer)
+    printer.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="PDF",
+        help="where to write the PDF (default: <type>-<reference>.pdf in the current directory)",
+    )
+    printer.add_argument("--force", action="store_true", help="overwrite an existing file")
+    printer.set_defaults(handler=cmd_print)
+
+
+def _registry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--node",
         type=Path,
@@ -76,8 +106,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="UNIX_SECONDS",
         help="verify as of this time instead of now (validity and snapshot expiry)",
     )
-    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
-    parser.set_defaults(handler=cmd_verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -99,6 +127,38 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for field in section.fields:
             value = field.value.replace("\n", "\n" + " " * 4)
             print(f"  {field.label}:\n    {value}")
+    return 0
+
+
+def cmd_print(args: argparse.Namespace) -> int:
+    """Verify one file, then print its signed document as a PDF; return 0 when written."""
+    data = _read_input(args.file)
+    view = _registry_view(args)
+    now = int(time.time()) if args.at is None else args.at
+    verdict = verify_offline(data, view, now=now)
+    if not verdict.authentic or verdict.signed is None:
+        print(f"permitnet: {verdict.summary()[0]}; not printed", file=sys.stderr)
+        return 1
+    signed = verdict.signed
+    try:
+        pdf = print_document(signed)
+    except NodeError as e:
+        raise CliError(str(e)) from e
+    output: Path = args.output or Path(attachment_name(signed)).with_suffix(".pdf")
+    if output.exists() and not args.force:
+        raise CliError(f"{output} exists: give --force to overwrite it, or -o another file")
+    temporary = output.with_name(output.name + ".tmp")
+    try:
+        temporary.write_bytes(pdf)
+        temporary.replace(output)
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror or e}") from e
+    print(
+        f"wrote {output}: {verdict.title} {verdict.reference}, verified against registry "
+        f"snapshot version {verdict.registry_version}"
+    )
+    for warning in verdict.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

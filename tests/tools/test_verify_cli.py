@@ -279,3 +279,43 @@ def test_the_installed_command_runs(tmp_path: Path, registry_files: tuple[Path, 
     assert result.stdout == ""
     assert result.stderr.startswith("permitnet: NOT AUTHENTIC: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_print_verifies_then_prints_from_a_signed_file_or_a_scan(
+    tmp_path: Path,
+    registry_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    snap, root = registry_files
+    registry = ["--snapshot", str(snap), "--root", str(root), "--at", str(NOW)]
+    signed_file = write(tmp_path, "c.cose", CERTIFICATE.raw)
+    assert main(["print", signed_file, *registry]) == 0
+    out = capsys.readouterr().out
+    written = tmp_path / "import-certificate-DE-IC-2026-000123.pdf"
+    assert out.startswith(f"wrote {written.name}: Import certificate DE-IC-2026-000123")
+    assert written.read_bytes() == print_document(CERTIFICATE)
+    # A worn paper copy: print again from a scan of its QR code.
+    scan = write(tmp_path, "scan.png", png_of(written.read_bytes()))
+    assert main(["print", scan, *registry, "-o", str(tmp_path / "again.pdf")]) == 0
+    assert (tmp_path / "again.pdf").read_bytes() == written.read_bytes()
+    # No silent overwrite.
+    assert main(["print", signed_file, *registry]) == 1
+    assert "exists: give --force" in capsys.readouterr().err
+    assert main(["print", signed_file, *registry, "--force"]) == 0
+
+
+def test_print_refuses_what_is_not_authentic(
+    tmp_path: Path, registry_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    snap, root = registry_files
+    forged = write(tmp_path, "f.cose", flip(CERTIFICATE.raw, len(CERTIFICATE.raw) - 70))
+    output = tmp_path / "out.pdf"
+    code = main(["print", forged, "--snapshot", str(snap), "--root", str(root), "-o", str(output)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert len(err) == 1
+    assert err[0].startswith("permitnet: NOT AUTHENTIC: the signature does not verify")
+    assert err[0].endswith("; not printed")
+    assert not output.exists()
