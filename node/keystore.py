@@ -25,7 +25,14 @@ from permitnet.protocol import ProtocolError, key_id, public_key_from_seed
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["KdfCost", "SigningKey", "generate_seed", "load_key", "save_key"]
+__all__ = [
+    "KdfCost",
+    "SigningKey",
+    "generate_seed",
+    "is_plaintext",
+    "load_key",
+    "save_key",
+]
 
 _FORMAT: Final = "permitnet-signing-key-1"
 _SEED_SIZE: Final = 32

@@ -308,6 +308,10 @@ _IDEMPOTENCY: Final = {
     "schema": {"type": "string", "maxLength": 200},
     "description": "Same key and same body: the same answer; same key, other body: 409.",
 }
+_RAW: Final = {
+    media: {"schema": {"type": "string", "contentMediaType": media}}
+    for media in ("application/cose", "application/cbor")
+}
 _ID_PARAM: Final = {"name": "id", "in": "path", "required": True, "schema": _STR}
 
 
@@ -401,20 +405,11 @@ def _paths() -> dict[str, Any]:
             ),
         }
     }
-    paths["/api/v1/documents/{id}"]["get"]["responses"]["200"]["content"]["application/cose"] = {
-        "schema": {"type": "string", "contentMediaType": "application/cose"}
-    }
+    paths["/api/v1/documents/{id}"]["get"]["responses"]["200"]["content"].update(_RAW)
     paths["/api/v1/documents/{id}/raw"] = {
         "get": _op(
-            "The exact signed bytes",
-            {
-                "description": "COSE_Sign1",
-                "content": {
-                    "application/cose": {
-                        "schema": {"type": "string", "contentMediaType": "application/cose"}
-                    }
-                },
-            },
+            "The exact signed bytes (a paper record: its CBOR, application/cbor)",
+            {"description": "COSE_Sign1, or the CBOR of a paper record", "content": _RAW},
             params=[_ID_PARAM],
         ),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,6 +522,41 @@ async def test_revoked_token_refused(nodes: tuple[Node, Node]) -> None:
     assert "revoked" in (await checked(resp))["error"]["message"]
     names = [t.name for t in await tokens.list_tokens(store)]
     assert "tmp" in names
+
+
+async def test_paper_certificate_over_http(nodes: tuple[Node, Node]) -> None:
+    _, fr = nodes
+    scan = {"filename": "gh.pdf", "media_type": "application/pdf", "content_base64": "JVBERi0xLjQK"}
+    body: dict[str, Any] = {k: v for k, v in IC.items() if k != "exporting_country"} | {
+        "issuer": "GH",
+        "authority": "Food and Drugs Authority",
+        "scan": {
+            "filename": "gh.pdf",
+            "media_type": "application/pdf",
+            "content_base64": "JVBERi0xLjQK",
+        },
+    }
+    resp = await fr.client.post(
+        "/api/v1/paper-import-certificates", json=body, headers=fr.auth("officer")
+    )
+    record = await checked(resp)
+    assert resp.status == 201, record
+    assert record["direction"] == "paper"
+    assert record["electronically_verified"] is False
+    detail = await checked(
+        await fr.client.get(f"/api/v1/documents/{record['id']}", headers=fr.auth("reader"))
+    )
+    assert detail["attachments"][0]["media_type"] == "application/pdf"
+    resp = await fr.client.get(f"/api/v1/documents/{record['id']}/raw", headers=fr.auth("reader"))
+    raw = await checked(resp)
+    assert resp.content_type == "application/cbor"
+    assert hashlib.sha256(raw).hexdigest() == record["id"]
+    bad = body | {"scan": scan | {"content_base64": "%%%"}}
+    resp = await fr.client.post(
+        "/api/v1/paper-import-certificates", json=bad, headers=fr.auth("officer")
+    )
+    assert resp.status == 400
+    assert "base64" in (await checked(resp))["error"]["message"]
 
 
 async def test_event_stream_resumes_after_last_event_id(nodes: tuple[Node, Node]) -> None:
