@@ -30,7 +30,7 @@ from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_requests import build_enrollment_request
 from permitnet.protocol.registry_root import RootMetadata
 from permitnet.tools.cli import CliError
-from permitnet.tools.ops_cli import node_group
+from permitnet.tools.ops_cli import node_group, ops_serve_options
 
 if TYPE_CHECKING:
     import argparse
@@ -168,7 +168,14 @@ def _serve(args: argparse.Namespace) -> int:
         config.host,
         config.port,
     )
-    web.run_app(create_app(config, signing_key=key), host=config.host, port=config.port, print=None)
+    ssl_context = ops_serve_options(args)
+    web.run_app(
+        create_app(config, signing_key=key),
+        host=config.host,
+        port=config.port,
+        print=None,
+        ssl_context=ssl_context,
+    )
     return 0
 
 
@@ -289,6 +296,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("dir", type=Path, help="the node directory")
     p.add_argument("--host", help="override the configured listen address")
     p.add_argument("--port", type=int, help="override the configured port")
+    # HTTPS served directly and JSON logs (node/tls.py, node/logs.py; docs/operations.md).
+    p.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS: PEM certificate")
+    p.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's PEM key")
+    p.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log as text or JSON lines"
+    )
     p.set_defaults(handler=_checked(_serve))
 
     token = node.add_parser("token", help="manage API bearer tokens").add_subparsers(

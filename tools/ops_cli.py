@@ -15,6 +15,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import time
@@ -32,16 +33,19 @@ from permitnet.node.databank import ExportFilter, count_documents, export_databa
 from permitnet.node.discovery import browse
 from permitnet.node.errors import NodeError
 from permitnet.node.key_rotation import activate_rotation, prepare_rotation
+from permitnet.node.logs import configure_logging
 from permitnet.node.registry_fetch import RegistryFetcher
+from permitnet.node.tls import server_ssl_context
 from permitnet.tools.cli import CliError
 from permitnet.tools.progress import progress_bar
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable
 
     from permitnet.protocol.registry_view import RegistryView
 
-__all__ = ["node_group", "register"]
+__all__ = ["node_group", "ops_serve_options", "register"]
 
 MANIFEST: Final = "manifest.json"
 BACKUP_FORMAT: Final = "permitnet-node-backup-1"
@@ -83,6 +87,25 @@ def _one_line(
             raise CliError(str(e)) from e
 
     return run
+
+
+def ops_serve_options(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """Apply ``node serve``'s operations options: JSON logs, and HTTPS from cert and key files.
+
+    Returns:
+        The server TLS context, or ``None`` to serve plain HTTP.
+
+    Raises:
+        CliError: only one of ``--tls-cert`` and ``--tls-key`` is given.
+        ConfigError: a TLS file is missing, not PEM, or the key does not match.
+    """
+    if args.log_format == "json":
+        configure_logging(json_logs=True, level=logging.getLogger().level)
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise CliError("--tls-cert and --tls-key go together")
+    return server_ssl_context(args.tls_cert, args.tls_key)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
