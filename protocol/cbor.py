@@ -362,6 +362,18 @@ def _reader(data: bytes, max_depth: int, allowed_tags: frozenset[int]) -> _Reade
                 elif initial <= 0x17:  # unsigned integer 0-23
                     append(initial)
                     pos += 1
+                elif 0x40 <= initial <= 0x5B:  # byte string (signatures, payloads, lists)
+                    length = initial - 0x40
+                    pos += 1
+                    if length >= 24:
+                        length, pos = _argument(data, length, pos, at)
+                    if pos + length > size:
+                        raise DecodeError(
+                            f"truncated input: the byte string at offset {at} declares "
+                            f"{length} bytes but {size - pos} remain"
+                        )
+                    append(data[pos : pos + length])
+                    pos += length
                 else:
                     value, pos = item(pos, depth)
                     append(value)

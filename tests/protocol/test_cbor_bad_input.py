@@ -153,6 +153,16 @@ BAD_INPUTS = [
     Bad(name="map of 2^32 entries", data=h("bb 0000000100000000"), message="truncated"),
     Bad(name="array shorter than declared", data=h("83 01 02"), message="truncated"),
     Bad(name="map missing a value", data=h("a1 01"), message="truncated"),
+    Bad(name="byte string in an array cut short", data=h("81 42 00"), message="truncated"),
+    Bad(name="byte string in an array, long header cut", data=h("81 59 01"), message="truncated"),
+    Bad(
+        name="byte string in an array, non-shortest", data=h("81 58 01 00"), message="non-shortest"
+    ),
+    Bad(
+        name="byte string in an array, 8-byte length",
+        data=h("81 5b 0000000000000001 00"),
+        message="non-shortest",
+    ),
 ]
 
 
