@@ -20,12 +20,12 @@ from typing import Any, Final
 
 from permitnet.protocol.cbor import Tag, encode_cbor
 from permitnet.protocol.cose import Sign1Message, key_id, public_key_from_seed
+from permitnet.protocol.doc_declaration import ExportDeclaration
 from permitnet.protocol.doc_notices import Cancellation, DeliveryReceipt, Message
 from permitnet.protocol.doc_parts import CertificateReference, Item, Party, ReceivedItem
 from permitnet.protocol.doc_trade import (
     Endorsement,
     ExportAuthorization,
-    ExportDeclaration,
     ImportCertificate,
 )
 from permitnet.protocol.errors import EncodeError

@@ -1,4 +1,4 @@
-"""The trade documents: import certificate, export authorization, endorsement, declaration.
+"""The trade documents: import certificate, export authorization, endorsement.
 
 Field names follow the Conventions: the Single Convention 1961, art. 31(4)-(7), and the
 Convention on Psychotropic Substances 1971, art. 12. Every ``from_payload`` checks the
@@ -32,8 +32,8 @@ __all__ = [
     "TRANSPORT_MODES",
     "Endorsement",
     "ExportAuthorization",
-    "ExportDeclaration",
     "ImportCertificate",
+    "read_items",
 ]
 
 #: The modes of transport an export authorization may name.
@@ -42,7 +42,8 @@ TRANSPORT_MODES: Final = ("air", "sea", "road", "rail", "post", "courier", "mult
 MAX_TRANSIT: Final = 20
 
 
-def _items(read: PayloadReader, catalogue: Catalogue | None) -> tuple[Item, ...]:
+def read_items(read: PayloadReader, catalogue: Catalogue | None) -> tuple[Item, ...]:
+    """Read the ``items`` array of a document: 1 to :data:`MAX_ITEMS` items."""
     return read.array(
         "items",
         lambda element, where: Item.from_payload(element, where, catalogue=catalogue),
@@ -140,7 +141,7 @@ class ImportCertificate(DocumentBase):
             importer=Party.from_payload(read.raw("importer"), "importer"),
             exporter=Party.from_payload(read.raw("exporter"), "exporter"),
             exporting_country=read.country("exporting_country"),
-            items=_items(read, catalogue),
+            items=read_items(read, catalogue),
             valid_from=read.date("valid_from"),
             valid_until=read.date("valid_until"),
             several_consignments=read.boolean("several_consignments"),
@@ -247,7 +248,7 @@ class ExportAuthorization(DocumentBase):
             importer=Party.from_payload(read.raw("importer"), "importer"),
             exporter=Party.from_payload(read.raw("exporter"), "exporter"),
             importing_country=read.country("importing_country"),
-            items=_items(read, catalogue),
+            items=read_items(read, catalogue),
             import_certificate=CertificateReference.from_payload(
                 read.raw("import_certificate"), "import_certificate"
             ),
@@ -345,68 +346,4 @@ class Endorsement(DocumentBase):
         lines = [item.line for item in document.received]
         if len(set(lines)) != len(lines):
             raise DocumentError("received: a line of the export authorization is listed twice")
-        return document
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExportDeclaration(DocumentBase):
-    """An export declaration (1971 art. 12(2)), for substances that need no authorization.
-
-    Attributes:
-        number: the issuer's reference number of the declaration.
-        exporter: the exporter.
-        importer: the importer.
-        importing_country: the importing country (equal to ``recipient``).
-        items: the substances and quantities exported.
-        date_of_export: the date of export.
-    """
-
-    DOCUMENT_TYPE: ClassVar[str] = "export_declaration"
-    FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"number", "exporter", "importer", "importing_country", "items", "date_of_export"}
-    )
-
-    number: str
-    exporter: Party
-    importer: Party
-    importing_country: str
-    items: tuple[Item, ...]
-    date_of_export: dt.date
-
-    def to_payload(self) -> dict[str, Any]:
-        """Return the declaration as a CBOR-ready map."""
-        return self.header_payload() | {
-            "number": self.number,
-            "exporter": self.exporter.to_payload(),
-            "importer": self.importer.to_payload(),
-            "importing_country": self.importing_country,
-            "items": [item.to_payload() for item in self.items],
-            "date_of_export": self.date_of_export.isoformat(),
-        }
-
-    @classmethod
-    def from_payload(
-        cls, payload: object, *, catalogue: Catalogue | None = None
-    ) -> ExportDeclaration:
-        """Build an export declaration from a decoded payload, checking every field.
-
-        Raises:
-            DocumentError: a missing, unknown or invalid field, named by its path, or an
-                importing country other than the recipient.
-        """
-        read, header = cls.open_payload(payload)
-        document = cls(
-            **header,
-            number=read.text("number", max_length=64),
-            exporter=Party.from_payload(read.raw("exporter"), "exporter"),
-            importer=Party.from_payload(read.raw("importer"), "importer"),
-            importing_country=read.country("importing_country"),
-            items=_items(read, catalogue),
-            date_of_export=read.date("date_of_export"),
-        )
-        if document.importing_country != document.recipient:
-            raise DocumentError(
-                f"importing_country: {document.importing_country} but the declaration is "
-                f"addressed to {document.recipient}"
-            )
         return document

@@ -17,13 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from permitnet.protocol.doc_base import HEADER_KEYS, SCHEMA_VERSIONS
+from permitnet.protocol.doc_declaration import ExportDeclaration
 from permitnet.protocol.doc_notices import RECEIPT_STATUSES, Cancellation, DeliveryReceipt, Message
 from permitnet.protocol.doc_parts import MAX_ITEMS, CertificateReference, Item, Party, ReceivedItem
 from permitnet.protocol.doc_trade import (
     TRANSPORT_MODES,
     Endorsement,
     ExportAuthorization,
-    ExportDeclaration,
     ImportCertificate,
 )
 from permitnet.protocol.errors import DocumentError
