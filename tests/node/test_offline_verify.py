@@ -369,3 +369,31 @@ def test_a_pdf_saved_again_by_another_program_still_verifies_by_its_words() -> N
     assert resaved != PDF
     verdict = verify_offline(resaved, VIEW, now=NOW)
     assert verdict.authentic, verdict.reason
+
+
+@pytest.mark.parametrize(
+    "make", [import_certificate, export_authorization, endorsement], ids=lambda f: f.__name__
+)
+def test_printed_pdf_rendered_to_an_image_decodes_and_verifies(
+    make: Callable[[], SignedDocument],
+) -> None:
+    # The "must show", step by step with the libraries themselves: print, render the
+    # page with PDFium, read the QR code with zxing-cpp, decode the QR text, verify against the
+    # registry. Tampered PDFs, QR texts and files are in the BAD table above.
+    import zxingcpp
+
+    from permitnet.protocol.qr import decode_qr_text
+    from permitnet.protocol.registry_verify import verify_document
+
+    signed = make()
+    pdf = print_document(signed)
+    document = pypdfium2.PdfDocument(pdf)
+    image = document[len(document) - 1].render(scale=200 / 72, grayscale=True).to_pil()
+    (found,) = zxingcpp.read_barcodes(image)
+    assert found.format == zxingcpp.BarcodeFormat.QRCode
+    raw = decode_qr_text(found.bytes)
+    assert raw == signed.raw
+    assert verify_document(raw, VIEW, now=NOW).id == signed.id
+    verdict = verify_offline(render_png(pdf), VIEW, now=NOW)
+    assert verdict.authentic, verdict.reason
+    assert verdict.document_id == signed.id_hex
