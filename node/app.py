@@ -148,7 +148,11 @@ def create_app(
         settings=WebSettings(country=config.country, authority_name=config.authority_name),
         database=config.database_path,
         keys=NodeKeys(
-            store=STORE_KEY, registry=REGISTRY_KEY, clock=CLOCK_KEY, services=SERVICES_KEY
+            store=STORE_KEY,
+            registry=REGISTRY_KEY,
+            clock=CLOCK_KEY,
+            services=SERVICES_KEY,
+            config=CONFIG_KEY,
         ),
     )
     return app

@@ -15,6 +15,7 @@ import jinja2
 from permitnet.node.accounts import AccountStore, PasswordHasher, ThrottlePolicy
 from permitnet.node.web import (
     _format,
+    admin_pages,
     auth_pages,
     dashboard,
     document_pages,
@@ -74,6 +75,7 @@ def setup_web(
     app.cleanup_ctx.append(accounts_ctx)
     app.router.add_static("/static/web/", _HERE / "static", name="web_static")
     for module in (
+        admin_pages,
         auth_pages,
         dashboard,
         draft_pages,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from multidict import MultiDictProxy
 
+    from permitnet.node.config import NodeConfig
     from permitnet.node.lifecycle import NodeServices
     from permitnet.node.registry_holder import RegistryHolder
     from permitnet.node.store import Store
@@ -89,6 +90,8 @@ class NodeKeys:
     registry: web.AppKey[RegistryHolder]
     clock: web.AppKey[Callable[[], int]]
     services: web.AppKey[NodeServices]
+    #: The node's configuration, shown read-only to administrators (None: not shown).
+    config: web.AppKey[NodeConfig] | None = None
 
 
 ACCOUNTS_KEY: Final = web.AppKey("permitnet_web_accounts", AccountStore)

@@ -53,6 +53,7 @@ STAFF: Final = {
     "officer": ["officer"],
     "chief": ["officer"],
     "auditor": ["viewer"],
+    "admin": ["admin"],
 }
 
 
@@ -101,8 +102,10 @@ async def log_in(page: Page, node: RunningNode, username: str) -> None:
     await page.goto(f"{node.url}/login")
     await page.get_by_label("User name").fill(username)
     await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_url(f"{node.url}/")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Log in").click()
+    if page.url != f"{node.url}/":
+        pytest.fail(f"login of {username} failed: {await page.locator('main').inner_text()}")
     assert await page.get_by_role("heading", name="What needs doing").is_visible()
 
 
@@ -234,6 +237,13 @@ async def test_trade_through_the_browser(
     assert await page.get_by_text("printed text was altered").count() >= 1
     await page.screenshot(path=screens / "verify-tampered.png", full_page=True)
 
+    # The month's trade shows on both sides' trends.
+    for node, name in ((de, "trends-de.png"), (fr, "trends-fr.png")):
+        await log_in(page, node, "auditor")
+        await page.goto(f"{node.url}/trends")
+        await page.get_by_role("heading", name="morphine").wait_for()
+        await page.screenshot(path=screens / name, full_page=True)
+
 
 async def test_over_estimate_certificate_is_held_with_its_reason(
     network: Network, browser: Browser, screens: Path
@@ -290,6 +300,12 @@ async def test_csrf_and_four_eyes_in_the_browser(
     await page.screenshot(path=screens / "trends.png", full_page=True)
     await page.goto(f"{de.url}/status")
     await page.screenshot(path=screens / "status.png", full_page=True)
+    # The administrator sees the node's settings as loaded from node.toml.
+    await log_in(page, de, "admin")
+    await page.get_by_role("link", name="Settings").click()
+    await page.get_by_text("Authority DE").first.wait_for()
+    assert await page.get_by_text("(encrypted)").count() == 1
+    await page.screenshot(path=screens / "settings.png", full_page=True)
     # A small screen keeps the layout usable.
     await page.set_viewport_size({"width": 380, "height": 800})
     await page.goto(f"{de.url}/documents")

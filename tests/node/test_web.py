@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from contextlib import asynccontextmanager
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
+from permitnet.node import tokens
+from permitnet.node.errors import UnauthorizedError
 from permitnet.node.web import ACCOUNTS_KEY
 from permitnet.node.web.auth_pages import SETUP_CODE_KEY
-from permitnet.node.web.testing import PASSWORD, csrf_of, log_in, web_node
+from permitnet.node.web.testing import PASSWORD, STORE_KEY, csrf_of, log_in, web_node
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -251,3 +254,79 @@ async def test_verify_uploads_have_their_own_size_limit(tmp_path: Path) -> None:
                 assert "larger than this node accepts (8 MB at most)" in text
             else:
                 assert "Not authentic" in text
+
+
+async def test_administrator_manages_accounts(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"], amina=["clerk"]) as client:
+        csrf = await log_in(client, "root")
+        accounts = client.app[ACCOUNTS_KEY]
+        response = await client.post(
+            "/admin/users/amina",
+            data={"csrf_token": csrf, "action": "roles", "roles": ["clerk", "officer"]},
+        )
+        assert response.status == 200
+        assert {r.value for r in (await accounts.get_user("amina")).roles} == {"clerk", "officer"}
+        response = await client.post(
+            "/admin/users/root", data={"csrf_token": csrf, "action": "deactivate"}
+        )
+        assert response.status == 400
+        assert "cannot deactivate your own account" in await response.text()
+        response = await client.post(
+            "/admin/users/amina",
+            data={
+                "csrf_token": csrf,
+                "action": "password",
+                "password": "new passphrase here",
+                "password_confirm": "new passphrase there",
+            },
+        )
+        assert response.status == 400
+        assert "the two passwords differ" in await response.text()
+        await client.post("/admin/users/amina", data={"csrf_token": csrf, "action": "deactivate"})
+        assert not (await accounts.get_user("amina")).active
+        response = await client.post(
+            "/admin/users/nobody", data={"csrf_token": csrf, "action": "activate"}
+        )
+        assert response.status == 404
+
+
+async def test_administrator_creates_and_revokes_api_tokens(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"], amina=["officer"]) as client:
+        csrf = await log_in(client, "root")
+        response = await client.post(
+            "/admin/tokens",
+            data={
+                "csrf_token": csrf,
+                "name": "customs",
+                "actor": "customs-system",
+                "scopes": ["read", "draft"],
+            },
+        )
+        text = await response.text()
+        assert response.status == 200
+        secret = re.search(r'id="secret" class="mono" readonly value="(pnt_[^"]+)"', text)
+        assert secret is not None
+        store = client.app[STORE_KEY]
+        assert (await tokens.authenticate(store, f"Bearer {secret[1]}")).actor == "customs-system"
+        (token,) = await tokens.list_tokens(store)
+        assert token.name == "customs"
+        assert token.scopes == {"read", "draft"}
+        assert secret[1] not in await (await client.get("/admin/tokens")).text()
+        response = await client.post(
+            "/admin/tokens", data={"csrf_token": csrf, "name": "x", "actor": "y"}
+        )
+        assert response.status == 400
+        assert "scopes" in await response.text()
+        await client.post(f"/admin/tokens/{token.id}/revoke", data={"csrf_token": csrf})
+        with pytest.raises(UnauthorizedError, match="revoked"):
+            await tokens.authenticate(store, f"Bearer {secret[1]}")
+        # An officer is no administrator.
+        csrf = await log_in(client, "amina")
+        response = await client.post(
+            "/admin/tokens",
+            data={"csrf_token": csrf, "name": "n", "actor": "a", "scopes": "sign"},
+        )
+        assert response.status == 403
+        assert len(await tokens.list_tokens(store)) == 1
+        response = await client.get("/admin/settings")
+        assert response.status == 403

@@ -1,0 +1,73 @@
+"""The administrator's pages beside accounts: API tokens for national systems, node settings."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from permitnet.node import tokens
+from permitnet.node.accounts import Permission
+from permitnet.node.errors import NodeError
+from permitnet.node.web._base import NODE_KEYS, PageContext, audit, page, render, store
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+async def _tokens_page(
+    request: web.Request, ctx: PageContext, *, status: int = 200, **extra: object
+) -> web.Response:
+    return render(
+        request,
+        ctx,
+        "tokens.html",
+        status=status,
+        title="API tokens",
+        tokens=await tokens.list_tokens(store(request)),
+        scopes=sorted(tokens.SCOPES),
+        **extra,
+    )
+
+
+@routes.get("/admin/tokens", name="tokens")
+@page(permission=Permission.ADMINISTER)
+async def token_list(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Every API token (never its secret), with a form to create one."""
+    return await _tokens_page(request, ctx)
+
+
+@routes.post("/admin/tokens")
+@page(permission=Permission.ADMINISTER)
+async def create(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Create a token and show its secret once."""
+    try:
+        token, secret = await tokens.create_token(
+            store(request),
+            name=ctx.field("name"),
+            actor=ctx.field("actor"),
+            scopes=ctx.fields("scopes"),
+            created_by=ctx.username,
+        )
+    except NodeError as e:
+        return await _tokens_page(request, ctx, status=e.status_hint, error=str(e))
+    return await _tokens_page(request, ctx, created=token, secret=secret)
+
+
+@routes.post("/admin/tokens/{token_id}/revoke", name="token_revoke")
+@page(permission=Permission.ADMINISTER)
+async def revoke(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Revoke a token at once."""
+    await tokens.revoke_token(
+        store(request), request.match_info["token_id"], revoked_by=ctx.username
+    )
+    raise web.HTTPSeeOther("/admin/tokens")
+
+
+@routes.get("/admin/settings", name="settings")
+@page(permission=Permission.ADMINISTER)
+async def settings(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """The node's settings as loaded from node.toml (changed there, then the node restarted)."""
+    key = request.app[NODE_KEYS].config
+    config = request.app[key] if key is not None else None
+    await audit(request, ctx.username, "view node settings", "node", {})
+    return render(request, ctx, "settings.html", title="Node settings", config=config)
