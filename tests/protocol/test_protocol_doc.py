@@ -15,6 +15,7 @@ from permitnet.protocol import (
     RuleViolation,
     decode_cbor,
     encode_cbor,
+    errors,
     public_key_from_seed,
 )
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
@@ -163,3 +164,11 @@ def test_diagnostic_notation(value: object, text: str) -> None:
 def test_diagnostic_notation_refuses_floats() -> None:
     with pytest.raises(EncodeError):
         diagnostic_notation(1.5)
+
+
+def test_error_table_matches_status_hints() -> None:
+    section = _section("8. Versions and errors")
+    rows = re.findall(r"^\| `([A-Za-z]+)`[^|]*\| [^|]+ \| (\d{3}) \|$", section, re.MULTILINE)
+    assert len(rows) == 6
+    for name, status in rows:
+        assert getattr(errors, name).status_hint == int(status), name
