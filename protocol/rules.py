@@ -42,6 +42,7 @@ __all__ = [
     "Balance",
     "Discrepancy",
     "base_totals",
+    "certificate_usage",
     "check_balances",
     "check_cancellation",
     "check_certificate_usable",
@@ -93,8 +94,16 @@ def check_import_certificate(certificate: ImportCertificate, *, today: dt.date) 
     """Check that an import certificate may be issued (or accepted) today.
 
     Raises:
-        RuleViolation: ``dated-in-future`` or ``certificate-expired``.
+        RuleViolation: ``dated-in-future``, ``certificate-expired`` or ``estimate-year``.
     """
+    first, last = certificate.valid_from.year, certificate.valid_until.year
+    if not first <= certificate.estimate_year <= last:
+        raise violation(
+            "estimate-year",
+            f"certificate {certificate.number} counts against the {certificate.estimate_year} "
+            f"estimate but the import may only take place from "
+            f"{certificate.valid_from.isoformat()} to {certificate.valid_until.isoformat()}",
+        )
     if certificate.date_of_issue > today:
         raise violation(
             "dated-in-future",
@@ -115,6 +124,32 @@ def substance_totals(items: Iterable[Item]) -> dict[str, int]:
     for item in items:
         totals[item.substance] += item.quantity_mg
     return dict(totals)
+
+
+def certificate_usage(
+    certificate_id: bytes, authorizations: Iterable[ExportAuthorization]
+) -> tuple[dict[str, int], int]:
+    """Sum what export authorizations issued against a certificate authorize.
+
+    Args:
+        certificate_id: the certificate's document identifier.
+        authorizations: export authorizations; those citing another certificate are ignored.
+            The caller leaves out the cancelled ones.
+
+    Returns:
+        The quantity authorized per substance as traded, in mg, and how many authorizations
+        cite the certificate: the ``authorized_mg`` and ``prior_authorizations`` arguments
+        of :func:`check_export_authorization`.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    count = 0
+    for authorization in authorizations:
+        if authorization.import_certificate.id != certificate_id:
+            continue
+        count += 1
+        for substance, quantity in substance_totals(authorization.items).items():
+            totals[substance] += quantity
+    return dict(totals), count
 
 
 def remaining_on_certificate(

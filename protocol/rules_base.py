@@ -29,6 +29,7 @@ RULES: Final[dict[str, str]] = {
     "single-consignment": "the certificate allows one consignment, already authorized",
     "substance-not-on-certificate": "a substance is not on the certificate",
     "quantity-exceeds-certificate": "more than the certificate still allows",
+    "estimate-year": "the certificate's estimate year is outside its validity",
     "no-estimate": "no estimate or assessment is published for the substance and year",
     "estimate-exceeded": "more than the estimate still allows",
     "assessment-exceeded": "more than the assessment still allows",

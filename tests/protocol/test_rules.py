@@ -24,6 +24,7 @@ from permitnet.protocol.rules import (
     Balance,
     Discrepancy,
     base_totals,
+    certificate_usage,
     check_balances,
     check_cancellation,
     check_certificate_usable,
@@ -501,5 +502,41 @@ def test_every_rule_is_documented_and_tested() -> None:
         "message-parties",
         "receipt-reference",
         "receipt-by-recipient",
+        "estimate-year",
     }
     assert set(RULES) == tested - {None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule"),
+    [
+        pytest.param({}, None, id="same-year"),
+        pytest.param(
+            {"valid_until": dt.date(2027, 2, 1), "estimate_year": 2027}, None, id="next-year"
+        ),
+        pytest.param({"estimate_year": 2025}, "estimate-year", id="year-before"),
+        pytest.param({"estimate_year": 2027}, "estimate-year", id="year-after"),
+    ],
+)
+def test_estimate_year_within_validity(changes: dict[str, Any], rule: str | None) -> None:
+    certificate = dataclasses.replace(IC, **changes)
+    if rule is None:
+        check_import_certificate(certificate, today=dt.date(2026, 1, 5))
+        return
+    with pytest.raises(RuleViolation) as caught:
+        check_import_certificate(certificate, today=dt.date(2026, 1, 5))
+    assert caught.value.rule == rule
+
+
+def test_certificate_usage_counts_only_this_certificate() -> None:
+    other = example_export_authorization(EA_ID)
+    second = example_export_authorization(
+        IC_ID, items=(Item.create("oxycodone-hydrochloride", 1_000, "bulk powder"),)
+    )
+    authorized, count = certificate_usage(IC_ID, [EA, other, second])
+    assert count == 2
+    assert authorized == {
+        "morphine-sulfate-pentahydrate": 1_000_000,
+        "oxycodone-hydrochloride": 501_000,
+    }
+    assert certificate_usage(bytes(32), [EA]) == ({}, 0)
