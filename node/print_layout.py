@@ -238,6 +238,29 @@ class _Pdf(FPDF):
         self.sheet = sheet
         self.set_margins(_MARGIN, _MARGIN, _MARGIN)
 
+    def _fit(self, text: str, width: float) -> str:
+        """Shorten ``text`` with an ellipsis until it fits ``width`` in the current font."""
+        if self.get_string_width(text) <= width:
+            return text
+        while text and self.get_string_width(text + "\u2026") > width:
+            text = text[:-1]
+        return text + "\u2026"
+
+    def header(self) -> None:
+        if self.page_no() == 1:
+            return
+        self.set_font(_FONT, "", 8)
+        self.set_text_color(*_GREY)
+        self.multi_cell(
+            _CONTENT_WIDTH,
+            4,
+            f"{self.sheet.title} {self.sheet.reference}, {self.sheet.issuing_authority} "
+            "(continued)",
+            align="L",
+            new_x=XPos.LMARGIN,
+        )
+        self.ln(2)
+
     def footer(self) -> None:
         self.set_y(-13)
         self.set_font(_FONT, "", 7.5)
@@ -245,7 +268,10 @@ class _Pdf(FPDF):
         self.cell(
             _CONTENT_WIDTH * 0.75,
             4,
-            f"{self.sheet.title} {self.sheet.reference} - {self.sheet.issuing_country}",
+            self._fit(
+                f"{self.sheet.title} {self.sheet.reference} - {self.sheet.issuing_country}",
+                _CONTENT_WIDTH * 0.75 - 2,
+            ),
         )
         self.cell(
             _CONTENT_WIDTH * 0.25,

@@ -176,3 +176,14 @@ def test_text_the_font_cannot_draw_is_refused_not_printed_as_boxes(
 def test_greek_and_cyrillic_print_as_written() -> None:
     sheet = make_sheet(issuing_authority="Εθνικός Οργανισμός Φαρμάκων / Минздрав России")
     assert "Минздрав России" in page_texts(draw_sheet(sheet))
+
+
+def test_later_pages_repeat_the_reference_and_long_footers_are_shortened() -> None:
+    many = tuple(ItemRow(cells=(str(n), f"Substance {n}", "1 g")) for n in range(1, 80))
+    reference = "DE-IC-2026-" + "9" * 53
+    pdf = draw_sheet(make_sheet(items=many, reference=reference))
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+    assert len(pages) >= 2
+    assert "(continued)" not in pages[0]
+    assert all(f"Import certificate {reference}" in " ".join(p.split()) for p in pages[1:])
+    assert all("\u2026" in page for page in pages)  # the footer was shortened to fit
