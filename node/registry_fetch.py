@@ -28,6 +28,7 @@ import aiohttp
 
 from permitnet.node.errors import NodeError
 from permitnet.protocol.cbor import decode_cbor
+from permitnet.protocol.cose import Sign1Message
 from permitnet.protocol.errors import ProtocolError, SizeLimitError
 from permitnet.protocol.registry_client import TrustedRegistry, compare_heads, verify_head
 from permitnet.protocol.registry_snapshot import (
@@ -35,6 +36,7 @@ from permitnet.protocol.registry_snapshot import (
     MAX_HEAD_SIZE,
     MAX_SNAPSHOT_SIZE,
     SignedHead,
+    SnapshotPayload,
     decode_delta_bundle,
     encode_delta_bundle,
 )
@@ -108,6 +110,12 @@ class FreshnessStatus:
         elif self.state is Freshness.EXPIRED:
             text += " beyond the grace period: incoming documents are held as pending"
         return text
+
+
+def _root_version_of(snapshot: bytes) -> int:
+    """Return the root version an (as yet unverified) snapshot says it was signed under."""
+    payload = SnapshotPayload.from_payload(Sign1Message.from_bytes(snapshot).payload)
+    return payload.root_version
 
 
 class _MirrorError(Exception):
@@ -212,16 +220,23 @@ class RegistryFetcher:
             if not snapshot_path.exists() and not raw_roots:
                 return
             trusted = TrustedRegistry(self._pinned_root)
-            for raw in raw_roots:
-                trusted.update_root(raw)
+            pending_roots = list(raw_roots)
             snapshot = snapshot_path.read_bytes() if snapshot_path.exists() else None
             deltas: list[bytes] = []
             if snapshot is not None:
+                # The node may have stopped after accepting a new root but before fetching
+                # data signed under it: load the data under the root that signed it, then
+                # the later roots (the next refresh then fetches a full snapshot).
+                signed_under = _root_version_of(snapshot)
+                while pending_roots and trusted.root.version < signed_under:
+                    trusted.update_root(pending_roots.pop(0))
                 trusted.update_snapshot(snapshot, now=None)
                 deltas_path = self._cache_dir / _DELTAS_FILE
                 if deltas_path.exists():
                     deltas = decode_delta_bundle(deltas_path.read_bytes())
                     trusted.update_deltas(deltas, now=None)
+            for raw in pending_roots:
+                trusted.update_root(raw)
         except (OSError, ValueError, ProtocolError) as e:
             # A damaged cache must never be trusted; the node starts without data and
             # holds incoming documents as pending until a refresh succeeds.

@@ -394,3 +394,40 @@ async def test_peer_heads_are_compared_for_split_view(net: Network, tmp_path: Pa
         await fetcher.check_peer_head(forked_smaller)
     with pytest.raises(ProtocolError):
         await fetcher.check_peer_head(b"not a head")
+
+
+async def test_cache_survives_a_root_change_before_new_data(net: Network, tmp_path: Path) -> None:
+    fetcher = net.fetcher(tmp_path / "cache")
+    await fetcher.refresh(now=T0 + 1)
+    reg = net.registry()
+    try:
+        old = [read_seed(net.data_dir.parent / "offline" / f"root-{i}.key") for i in (1, 3)]
+        new = [hashlib.sha256(f"new-{i}".encode()).digest() for i in range(3)]
+        reg.rotate_root(
+            old_seeds=old,
+            new_seeds=new,
+            threshold=2,
+            rotate_snapshot_key=False,
+            actor=OPS,
+            now=T0 + 5,
+        )
+    finally:
+        reg.close()
+
+    def no_snapshots(path: str, status: int, body: bytes) -> web.Response:
+        if path.startswith("/v1/snapshot"):
+            return web.Response(status=503)
+        return web.Response(status=status, body=body)
+
+    net.transform.append(no_snapshots)
+    cut_off = RegistryFetcher([net.evil], tmp_path / "cache", net.pinned(), net.session, DAY)
+    with pytest.raises(RegistryFetchError, match="HTTP 503"):
+        await cut_off.refresh(now=T0 + 6)
+    assert cut_off.trusted.root.version == 2  # the verified root is kept and cached
+    restarted = RegistryFetcher([net.real], tmp_path / "cache", net.pinned(), net.session, DAY)
+    assert restarted.last_error is None
+    assert restarted.trusted.root.version == 2
+    assert restarted.current is not None
+    assert restarted.current.version == 1
+    view = await restarted.refresh(now=T0 + 7)
+    assert (view.version, view.root_version) == (2, 2)
