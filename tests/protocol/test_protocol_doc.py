@@ -172,3 +172,19 @@ def test_error_table_matches_status_hints() -> None:
     assert len(rows) == 6
     for name, status in rows:
         assert getattr(errors, name).status_hint == int(status), name
+
+
+def test_catalogue_table_is_the_catalogue() -> None:
+    text = _text()
+    start = text.index("<!-- catalogue-table -->\n") + len("<!-- catalogue-table -->\n")
+    end = text.find("\n\n", start)
+    table = text[start : len(text) if end < 0 else end].strip().splitlines()
+    expected = [
+        "| code | name | base | Convention | schedule | regime | formula | factor |",
+        "|---|---|---|---|---|---|---|---|",
+    ] + [
+        f"| `{s.code}` | {s.name} | `{s.base}` | {s.convention} | {s.schedule} | "
+        f"`{s.regime}` | {s.formula} | {s.factor} |"
+        for s in DEFAULT_CATALOGUE.substances
+    ]
+    assert table == expected
