@@ -164,22 +164,40 @@ def _check_depth(depth: int) -> None:
         raise EncodeError(f"value nested more than {DEFAULT_MAX_DEPTH} levels deep")
 
 
+#: Values written as they are, without a call to _prepare (the common leaves).
+_PLAIN: Final = frozenset({str, bytes, bool, type(None)})
+
+
 def _prepare_map(value: Mapping[object, object], depth: int) -> dict[object, object]:
     _check_depth(depth)
-    entries = sorted(
-        ((_key_order(key), key, item) for key, item in value.items()), key=itemgetter(0)
-    )
+    depth += 1
+    entries: list[tuple[tuple[int, int, bytes], object, object]] = []
+    append = entries.append
+    for key, item in value.items():
+        # Plain text keys and leaf values are handled here: a call for each would double
+        # the cost of encoding a document.
+        if key.__class__ is str:
+            raw = key.encode()
+            append(
+                (
+                    (3, len(raw), raw),
+                    key,
+                    item if item.__class__ in _PLAIN else _prepare(item, depth),
+                )
+            )
+        else:
+            append((_key_order(key), _prepare(key, depth), _prepare(item, depth)))
+    entries.sort(key=itemgetter(0))
     for index in range(1, len(entries)):
         if entries[index][0] == entries[index - 1][0]:
             raise EncodeError(f"map key {entries[index][1]!r} appears twice")
-    depth += 1
-    return {_prepare(key, depth): _prepare(item, depth) for _, key, item in entries}
+    return {key: item for _, key, item in entries}
 
 
 def _prepare_array(value: Sequence[object], depth: int) -> list[object]:
     _check_depth(depth)
     depth += 1
-    return [_prepare(item, depth) for item in value]
+    return [item if item.__class__ in _PLAIN else _prepare(item, depth) for item in value]
 
 
 # Decoding ------------------------------------------------------------------------------------
