@@ -9,6 +9,11 @@ Printed beside the figures, measured in the same run:
   (``SignedDocument.verify``) plus a batched SQLite insert (1000 rows per transaction, WAL),
   in-process, no HTTP; the goal is batched receive >= 50 % of it, one-per-request >= 25 %.
 
+The raw limits are measured in CPU seconds of one core (``time.process_time``), and the
+receiving node's throughput is printed both per wall-clock second and per CPU-second of its
+process (from ``/proc``): on a shared machine the wall-clock figure depends on who else runs,
+the per-CPU-second ratio much less.
+
 The receiving node runs in a child process (``--serve-receiver``) so that the load generator
 and the node each have a core, as two machines would. Nodes use their production settings
 (SQLite ``synchronous=FULL``: a committed document survives power loss).
@@ -94,6 +99,12 @@ def now() -> int:
     return int(time.time())
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # Raw limits --------------------------------------------------------------------------------
 
 
@@ -104,26 +115,26 @@ def raw_limits(raws: list[bytes]) -> dict[str, float]:
         m.signature + encode_cbor(["Signature1", m.protected_bytes, b"", m.payload])
         for m in messages
     ]
-    start = time.perf_counter()
+    start = time.process_time()
     for signed in to_verify:
         nacl.bindings.crypto_sign_open(signed, public)
-    ed25519 = len(to_verify) / (time.perf_counter() - start)
-    start = time.perf_counter()
+    ed25519 = len(to_verify) / (time.process_time() - start)
+    start = time.process_time()
     for raw in raws[:2000]:
         SignedDocument.verify(raw, public)
-    verify_doc = (time.perf_counter() - start) / min(2000, len(raws))
+    verify_doc = (time.process_time() - start) / min(2000, len(raws))
     with tempfile.TemporaryDirectory() as tmp:
         db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("CREATE TABLE d (id TEXT PRIMARY KEY, raw BLOB NOT NULL)")
         rows = [(f"{i:064x}", raws[i % len(raws)]) for i in range(20_000)]
-        start = time.perf_counter()
+        start = time.process_time()
         for chunk in range(0, len(rows), 1000):
             db.execute("BEGIN")
             db.executemany("INSERT INTO d VALUES (?, ?)", rows[chunk : chunk + 1000])
             db.execute("COMMIT")
-        insert = (time.perf_counter() - start) / len(rows)
+        insert = (time.process_time() - start) / len(rows)
         db.close()
     return {
         "ed25519_verify_per_s": ed25519,
@@ -363,16 +374,19 @@ async def run(args: argparse.Namespace) -> None:
                 while not port_file.exists() or not port_file.read_text():  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
             url = f"http://127.0.0.1:{port_file.read_text()}"
-            single = await bench_receive(url, raws[: args.single], 1)
-            print(
-                f"receive, 1 doc/request, c={CONCURRENCY} ({args.single}): {single:8.0f} docs/s "
-                f"= {single / raw_limit:.0%} of raw (goal >= 25%)"
-            )
-            batched = await bench_receive(url, raws[args.single :], args.batch)
-            print(
-                f"receive, {args.batch} docs/request, c={CONCURRENCY} ({args.batched}): "
-                f"{batched:8.0f} docs/s = {batched / raw_limit:.0%} of raw (goal >= 50%)"
-            )
+            for label, docs, per_request, goal in (
+                ("1 doc/request", raws[: args.single], 1, 0.25),
+                (f"{args.batch} docs/request", raws[args.single :], args.batch, 0.50),
+            ):
+                cpu_before = process_cpu_seconds(child.pid)
+                rate = await bench_receive(url, docs, per_request)
+                cpu = process_cpu_seconds(child.pid) - cpu_before
+                per_core = len(docs) / cpu if cpu > 0 else float("nan")
+                print(
+                    f"receive, {label}, c={CONCURRENCY} ({len(docs)}): {rate:8.0f} docs/s "
+                    f"= {rate / raw_limit:.0%} of raw (goal >= {goal:.0%}); receiving node "
+                    f"CPU: {per_core:.0f} docs per CPU-second = {per_core / raw_limit:.0%} of raw"
+                )
         finally:
             child.terminate()
             child.wait(timeout=10)

@@ -166,8 +166,9 @@ class DeliveryWorker:
                 # The database or the network failed as a whole; rows stay due and are
                 # retried on the next round, so nothing is lost.
                 log.warning("delivery round failed: %s", e)
+            idle = await self._idle_time()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_time())
+                await asyncio.wait_for(self._wake.wait(), timeout=idle)
             self._wake.clear()
 
     async def _idle_time(self) -> float:
