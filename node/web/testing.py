@@ -72,6 +72,7 @@ def make_app(
     key: SigningKey,
     holder: RegistryHolder,
     clock: Callable[[], int],
+    secure_cookies: bool | None = None,
 ) -> web.Application:
     """Build the application the web tests run against."""
     app = web.Application()
@@ -96,7 +97,11 @@ def make_app(
     app.cleanup_ctx.append(resources)
     setup_web(
         app,
-        settings=WebSettings(country=country, authority_name=f"Competent authority of {country}"),
+        settings=WebSettings(
+            country=country,
+            authority_name=f"Competent authority of {country}",
+            secure_cookies=secure_cookies,
+        ),
         database=database,
         keys=NodeKeys(
             store=STORE_KEY, registry=REGISTRY_KEY, clock=CLOCK_KEY, services=SERVICES_KEY
@@ -115,12 +120,18 @@ async def web_node(
     holder: RegistryHolder | None = None,
     clock: Callable[[], int],
     users: Mapping[str, list[str]] | None = None,
+    secure_cookies: bool | None = None,
 ) -> AsyncIterator[WebNode]:
     """Start a node's pages on loopback and create the named users with the given roles."""
     key = key or SigningKey.from_seed(country.encode().ljust(32, b"\x01"))
     holder = holder or RegistryHolder()
     app = make_app(
-        tmp_path / f"{country}.sqlite3", country=country, key=key, holder=holder, clock=clock
+        tmp_path / f"{country}.sqlite3",
+        country=country,
+        key=key,
+        holder=holder,
+        clock=clock,
+        secure_cookies=secure_cookies,
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         node = WebNode(client=client, key=key, holder=holder, country=country)

@@ -207,6 +207,12 @@ async def test_trade_through_the_browser(
     await page.screenshot(path=screens / "authorization-document.png", full_page=True)
     for link in (ic_id, ea_id):
         assert await page.locator(f'.chain a[href="/documents/{link}"]').count() == 1
+    # The print stylesheet leaves out navigation and forms.
+    await page.emulate_media(media="print")
+    assert await page.get_by_role("navigation", name="Main").is_hidden()
+    assert await page.get_by_role("link", name="Print (PDF)").is_hidden()
+    await page.screenshot(path=screens / "authorization-print.png", full_page=True)
+    await page.emulate_media(media="screen")
 
     # The printed certificate verifies on France's public verify page; a reprint that changes
     # the quantity does not.
@@ -278,6 +284,13 @@ async def test_csrf_and_four_eyes_in_the_browser(
     de, _fr = await network.start("DE", "FR")
     await staff(de)
     page = await new_page(browser)
+    # Keyboard: the first Tab reaches the skip link, and Enter moves to the content.
+    await page.goto(f"{de.url}/verify")
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.textContent")
+    assert focused == "Skip to content"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "content"
     # An officer drafts, then finds the approval refused: four eyes.
     await log_in(page, de, "officer")
     await fill_certificate(page, substance="morphine", quantity="1 g", number="DE-IC-9")

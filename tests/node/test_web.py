@@ -330,3 +330,34 @@ async def test_administrator_creates_and_revokes_api_tokens(tmp_path: Path) -> N
         assert len(await tokens.list_tokens(store)) == 1
         response = await client.get("/admin/settings")
         assert response.status == 403
+
+
+async def test_behind_https_the_session_cookie_is_secure_and_host_prefixed(tmp_path: Path) -> None:
+    # secure_cookies=True is how a node behind a TLS-terminating proxy is configured.
+    async with web_node(
+        tmp_path, clock=lambda: int(time.time()), users={"amina": ["clerk"]}, secure_cookies=True
+    ) as node:
+        client = node.client
+        page = await client.get("/login")
+        form_cookie = page.cookies["pn_form"]
+        assert form_cookie["secure"]
+        # The test client speaks plain HTTP, so it holds back Secure cookies: send it by hand,
+        # as a browser would over HTTPS.
+        response = await client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_of(await page.text()),
+                "username": "amina",
+                "password": PASSWORD,
+            },
+            headers={"Cookie": f"pn_form={form_cookie.value}"},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        cookie = response.cookies["__Host-pn_session"]
+        assert cookie["secure"]
+        assert cookie["httponly"]
+        assert cookie["samesite"] == "Strict"
+        assert cookie["path"] == "/"
+        assert not cookie["domain"]
+        assert "pn_session" not in response.cookies
