@@ -40,7 +40,8 @@ __all__ = [
 
 #: The COSE content type (protected header label 3) of every permitnet document.
 CONTENT_TYPE: Final = "application/permitnet-document+cbor"
-#: The largest signed document accepted, in bytes (a 100-item certificate is ~25 KB).
+#: The largest signed document accepted, in bytes (a 100-item certificate with short texts
+#: is ~25 KB; :meth:`SignedDocument.sign` refuses to sign anything larger).
 MAX_DOCUMENT_SIZE: Final = 64 * 1024
 #: The deepest nesting a document payload uses (document, items, item) plus a margin.
 MAX_PAYLOAD_DEPTH: Final = 6
@@ -138,6 +139,7 @@ class SignedDocument:
         Raises:
             SignatureError: the key is not a 32-byte seed, or ``kid`` is not its key id.
             DocumentError: the document is not valid (the message names the field).
+            SizeLimitError: the signed document would exceed :data:`MAX_DOCUMENT_SIZE`.
             EncodeError: the document holds a value that cannot be encoded.
         """
         if kid != key_id(public_key_from_seed(signing_key)):
@@ -148,6 +150,12 @@ class SignedDocument:
         if document_from_payload(payload, catalogue=catalogue) != document:
             raise DocumentError("the document does not read back as itself: refusing to sign")
         raw = sign1(encode_cbor(payload), signing_key, kid, content_type=CONTENT_TYPE)
+        if len(raw) > MAX_DOCUMENT_SIZE:
+            # Receivers refuse anything larger, so it must not be signed and sent.
+            raise SizeLimitError(
+                f"the signed document would be {len(raw)} bytes, more than the "
+                f"{MAX_DOCUMENT_SIZE} bytes receivers accept: use fewer items or shorter texts"
+            )
         return cls(raw=raw, id=document_id(raw), kid=kid, document=document)
 
     @classmethod

@@ -25,6 +25,7 @@ from permitnet.protocol.doc_examples import (
     example_kid,
     example_seed,
 )
+from permitnet.protocol.documents import Item
 from permitnet.protocol.signed import CONTENT_TYPE, SignedDocument, peek_kid
 
 SEED = example_seed("DE")
@@ -179,3 +180,15 @@ def test_extra_protected_label_is_refused() -> None:
     raw = encode_cbor(Tag(18, [protected, {}, payload, signature]))
     with pytest.raises(SignatureError, match="exactly alg"):
         SignedDocument.verify(raw, PUBLIC)
+
+
+def test_oversized_document_is_not_signed() -> None:
+    # Valid field by field, but 100 items with 200-character CJK preparations: larger
+    # than receivers accept, so signing must refuse rather than send what will be refused.
+    item = Item.create("morphine", 1_000, "\u4e2d" * 200)
+    big = example_import_certificate(items=(item,) * 100)
+    with pytest.raises(SizeLimitError, match="fewer items"):
+        SignedDocument.sign(big, signing_key=SEED, kid=KID)
+    fits = example_import_certificate(items=(item,) * 20)
+    signed = SignedDocument.sign(fits, signing_key=SEED, kid=KID)
+    assert SignedDocument.verify(signed.raw, PUBLIC).document == fits
