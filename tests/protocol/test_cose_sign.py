@@ -114,3 +114,20 @@ def test_nested_protected_values_are_frozen() -> None:
     with pytest.raises(TypeError):
         header[99][1]["a"] = 3
     assert isinstance(Sign1Message, type)
+
+
+def test_the_public_api_external_checks_call() -> None:
+    import inspect
+
+    from permitnet import protocol
+
+    for name in ("encode_cbor", "decode_cbor", "sign1", "verify1", "ProtocolError"):
+        assert name in protocol.__all__
+    assert str(inspect.signature(protocol.sign1)) == (
+        "(payload: 'bytes', signing_key: 'bytes', kid: 'bytes', *, "
+        "content_type: 'str | int | None' = None) -> 'bytes'"
+    )
+    assert list(inspect.signature(protocol.verify1).parameters) == ["message", "public_key"]
+    assert list(inspect.signature(protocol.encode_cbor).parameters) == ["value"]
+    assert issubclass(protocol.SignatureError, protocol.ProtocolError)
+    assert issubclass(protocol.DecodeError, protocol.ProtocolError)
