@@ -31,7 +31,7 @@ from permitnet.protocol.registry_records import (
     decode_record,
     encode_record,
 )
-from permitnet.protocol.registry_requests import KeyRequest, verify_key_request
+from permitnet.protocol.registry_requests import verify_key_request
 from permitnet.protocol.registry_root import RootMetadata, sign_root
 from permitnet.protocol.registry_view import RegistryState, fold
 from permitnet.registry.errors import (
@@ -41,6 +41,7 @@ from permitnet.registry.errors import (
     StorageError,
     UnauthorizedError,
 )
+from permitnet.registry.key_changes import describe_request, key_records_for, revoked_record
 from permitnet.registry.keys import read_seed, write_seed
 from permitnet.registry.store import KeyRequestRow, RegistryStore
 
@@ -226,7 +227,7 @@ class Registry:
                     at=now,
                     actor=actor,
                     action="submit-key-request",
-                    detail={"id": request_id, **_describe(request)},
+                    detail={"id": request_id, **describe_request(request)},
                 )
             return self.store.request(request_id)
 
@@ -260,7 +261,7 @@ class Registry:
             if row.status != "pending":
                 raise ConflictError(f"key request {request_id} is already {row.status}")
             request = verify_key_request(row.raw, self.state.keys)
-            records = self._records_for(request, fingerprint, overlap_seconds, now)
+            records = key_records_for(self.state.keys, request, fingerprint, overlap_seconds, now)
             state = fold(records, self.state)
             with self.store.transaction() as db:
                 self.store.append(db, [encode_record(r) for r in records], now)
@@ -270,44 +271,10 @@ class Registry:
                     at=now,
                     actor=actor,
                     action="approve-key-request",
-                    detail={"id": request_id, **_describe(request)},
+                    detail={"id": request_id, **describe_request(request)},
                 )
             self.state = state
             return records
-
-    def _records_for(
-        self, request: KeyRequest, fingerprint: str | None, overlap: int, now: int
-    ) -> list[KeyRecord]:
-        if request.action == "revoke":
-            assert request.kid is not None
-            assert request.compromised_at is not None
-            return [_revoked(self.state.keys[request.kid], request.compromised_at, request.reason)]
-        new = request.new_key_record()
-        if new.kid in self.state.keys:
-            raise ConflictError(f"key {new.kid.hex()} is already registered")
-        if request.action == "enroll" and fingerprint is None:
-            raise OperationError(
-                "approving an enrollment needs the fingerprint confirmed out of band"
-            )
-        if fingerprint is not None and fingerprint.lower() != new.kid.hex():
-            raise OperationError(
-                f"fingerprint {fingerprint} does not match the requested key {new.kid.hex()}"
-            )
-        if request.action == "enroll":
-            return [new]
-        old = self.state.keys[request.signer_kid]
-        until = max(new.valid_from, now) + overlap
-        if old.valid_until is not None:
-            until = min(until, old.valid_until)
-        retired = KeyRecord(
-            country=old.country,
-            kid=old.kid,
-            public_key=old.public_key,
-            valid_from=old.valid_from,
-            valid_until=max(until, old.valid_from + 1),
-            status="retired",
-        )
-        return [new, retired]
 
     def reject_key_request(self, request_id: int, *, reason: str, actor: str, now: int) -> None:
         """Reject a pending key request.
@@ -348,7 +315,7 @@ class Registry:
             key = self.state.keys.get(kid)
             if key is None:
                 raise NotFoundError(f"no key {kid.hex()}")
-            record = _revoked(key, compromised_at, reason)
+            record = revoked_record(key, compromised_at, reason)
             self._commit([record], actor=actor, now=now, action="revoke-key", detail=detail)
             return record
 
@@ -543,30 +510,3 @@ class Registry:
 def _token_hash(token: str) -> bytes:
     # Tokens are 256 random bits, so one SHA-256 suffices: no dictionary to slow down.
     return hashlib.sha256(token.encode()).digest()
-
-
-def _revoked(key: KeyRecord, compromised_at: int, reason: str | None) -> KeyRecord:
-    return KeyRecord(
-        country=key.country,
-        kid=key.kid,
-        public_key=key.public_key,
-        valid_from=key.valid_from,
-        valid_until=key.valid_until,
-        status="revoked",
-        compromised_at=compromised_at,
-        reason=reason,
-    )
-
-
-def _describe(request: KeyRequest) -> dict[str, object]:
-    detail: dict[str, object] = {
-        "action": request.action,
-        "country": request.country,
-        "signer": request.signer_kid.hex(),
-    }
-    if request.public_key is not None:
-        detail["new_kid"] = key_id(request.public_key).hex()
-    if request.kid is not None:
-        detail["kid"] = request.kid.hex()
-        detail["reason"] = request.reason
-    return detail
