@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING
 
 import pypdfium2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from permitnet.node.offline_verify import Verdict, verify_offline
-from permitnet.node.print_layout import ItemRow, draw_sheet
+from permitnet.node.print_layout import ItemRow, PrintError, draw_sheet
 from permitnet.node.printing import document_sheet, print_document
 from permitnet.protocol.cose import key_id, public_key_from_seed
+from permitnet.protocol.documents import ImportCertificate, Party
+from permitnet.protocol.errors import DocumentError
 from permitnet.protocol.qr import encode_qr_text
 from permitnet.protocol.registry_client import TrustedRegistry
 from permitnet.protocol.registry_publish import publish
@@ -397,3 +401,34 @@ def test_printed_pdf_rendered_to_an_image_decodes_and_verifies(
     verdict = verify_offline(render_png(pdf), VIEW, now=NOW)
     assert verdict.authentic, verdict.reason
     assert verdict.document_id == signed.id_hex
+
+
+# Names and addresses as people write them, in the scripts the print font covers.
+_PRINTABLE = st.characters(
+    codec="utf-8",
+    categories=("Lu", "Ll", "Nd", "Zs", "Pd", "Po"),
+    max_codepoint=0x04FF,  # Latin, Greek, Cyrillic
+)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    name=st.text(_PRINTABLE, min_size=1, max_size=120).filter(lambda s: s.strip() == s and s),
+    address=st.text(_PRINTABLE, min_size=1, max_size=200).filter(lambda s: s.strip() == s and s),
+)
+def test_any_printable_party_prints_and_verifies(name: str, address: str) -> None:
+    document = CERTIFICATE.document
+    assert isinstance(document, ImportCertificate)
+    importer = Party(name=name, address=address, licence="DE-1")
+    try:
+        signed = SignedDocument.sign(
+            dataclasses.replace(document, importer=importer), signing_key=DE_SEED, kid=DE_KID
+        )
+    except DocumentError:
+        return  # the document rules refuse some texts (control characters, lengths)
+    try:
+        pdf = print_document(signed)
+    except PrintError:
+        return  # a character DejaVu Sans cannot draw: refused, never printed as a box
+    verdict = verify_offline(pdf, VIEW, now=NOW)
+    assert verdict.authentic, verdict.reason

@@ -319,3 +319,20 @@ def test_print_refuses_what_is_not_authentic(
     assert err[0].startswith("permitnet: NOT AUTHENTIC: the signature does not verify")
     assert err[0].endswith("; not printed")
     assert not output.exists()
+
+
+def test_in_a_node_directory_its_cache_is_the_default_and_stdin_is_read(
+    node_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(node_dir)
+    text = encode_qr_text(CERTIFICATE.raw) + "\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "permitnet.tools.cli", "verify", "-", "--at", str(NOW)],
+        input=text.encode(),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().startswith("AUTHENTIC: Import certificate DE-IC-2026-000123")
+    assert b"Found in: QR text" in result.stdout
