@@ -12,6 +12,7 @@ resolution and each module is exactly :data:`MODULE_MM` wide on paper.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,9 @@ ERROR_CORRECTION_LEVELS: Final = ("Q", "M", "L")
 #: addresses print as written (the PDF core fonts are Latin-1 only and would mangle them).
 FONT_DIR: Final = Path("/usr/share/fonts/truetype/dejavu")
 _FONT = "DejaVu"
+# fpdf2 subsets the fonts with fontTools, which logs every table it prunes at INFO: that is
+# library chatter, not news for an operator, and it would bury a command's one-line answer.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 _PAGE_WIDTH: Final = 210.0
 _MARGIN: Final = 15.0
 _CONTENT_WIDTH: Final = _PAGE_WIDTH - 2 * _MARGIN

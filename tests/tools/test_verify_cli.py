@@ -336,3 +336,35 @@ def test_in_a_node_directory_its_cache_is_the_default_and_stdin_is_read(
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().startswith("AUTHENTIC: Import certificate DE-IC-2026-000123")
     assert b"Found in: QR text" in result.stdout
+
+
+def test_a_tampered_pdf_gives_exactly_one_line_from_the_installed_command(
+    tmp_path: Path, registry_files: tuple[Path, Path]
+) -> None:
+    # Verifying a PDF reprints it; the font subsetting library must not add log lines.
+    from ..node.test_offline_verify import tampered_pdf_text
+
+    snap, root = registry_files
+    path = write(tmp_path, "t.pdf", tampered_pdf_text())
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "permitnet.tools.cli",
+            "verify",
+            path,
+            "--snapshot",
+            str(snap),
+            "--root",
+            str(root),
+            "--at",
+            str(NOW),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert "NOT AUTHENTIC: the PDF's printed text was altered" in result.stderr
