@@ -256,15 +256,25 @@ class ReceivedItem:
         return {"line": self.line, "substance": self.substance, "quantity_mg": self.quantity_mg}
 
     @classmethod
-    def from_payload(cls, payload: object, where: str = "received") -> ReceivedItem:
+    def from_payload(
+        cls, payload: object, where: str = "received", *, catalogue: Catalogue | None = None
+    ) -> ReceivedItem:
         """Build the received item from a decoded map.
 
         Raises:
-            DocumentError: a missing, unknown or invalid field.
+            DocumentError: a missing, unknown or invalid field, or a substance that is not
+                in the catalogue.
         """
+        catalogue = catalogue or DEFAULT_CATALOGUE
         read = PayloadReader(payload, where, cls._KEYS)
-        return cls(
+        item = cls(
             line=read.integer("line", minimum=0, maximum=MAX_ITEMS - 1),
             substance=read.text("substance", max_length=100),
             quantity_mg=read.integer("quantity_mg", minimum=0, maximum=MAX_QUANTITY_MG),
         )
+        if item.substance not in catalogue:
+            raise DocumentError(
+                f"{read.path('substance')}: {item.substance!r} is not in the substance "
+                f"catalogue (edition {catalogue.edition})"
+            )
+        return item

@@ -325,13 +325,13 @@ class Endorsement(DocumentBase):
 
         Args:
             payload: the decoded payload map.
-            catalogue: unused (lines are checked against the authorization by the rules);
-                accepted so that every document type is read the same way.
+            catalogue: the substance catalogue (default: the built-in edition); that each
+                line matches the authorization is a rule (``endorsement-line``).
 
         Raises:
-            DocumentError: a missing, unknown or invalid field, or a line listed twice.
+            DocumentError: a missing, unknown or invalid field, an unknown substance, or a
+                line listed twice.
         """
-        del catalogue
         read, header = cls.open_payload(payload)
         document = cls(
             **header,
@@ -339,7 +339,12 @@ class Endorsement(DocumentBase):
             export_authorization_number=read.text("export_authorization_number", max_length=64),
             date_received=read.date("date_received"),
             received=read.array(
-                "received", ReceivedItem.from_payload, minimum=1, maximum=MAX_ITEMS
+                "received",
+                lambda element, where: ReceivedItem.from_payload(
+                    element, where, catalogue=catalogue
+                ),
+                minimum=1,
+                maximum=MAX_ITEMS,
             ),
             remarks=read.text("remarks", max_length=2000, multiline=True, empty=True),
         )

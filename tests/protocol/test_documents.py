@@ -237,6 +237,15 @@ BAD_OTHERS: list[tuple[str, Callable[[], object], str]] = [
         ),
         "line",
     ),
+    (
+        "endorsement-unknown-substance",
+        lambda: _with(
+            example_endorsement(ID_A),
+            "received",
+            [{"line": 0, "substance": "unobtainium", "quantity_mg": 1}],
+        ),
+        "received[0].substance",
+    ),
     ("cancellation-no-reason", lambda: _with(example_cancellation(ID_A), "reason", ""), "reason"),
     (
         "cancellation-id-none",
