@@ -23,7 +23,7 @@ from permitnet.protocol.registry_snapshot import encode_delta_bundle
 from permitnet.registry.admin import routes as admin_routes
 from permitnet.registry.errors import NotFoundError, OperationError, RegistryServerError
 from permitnet.registry.runner import RUNNER, Runner, cbor_response
-from permitnet.registry.service import Registry
+from permitnet.registry.service import PUBLIC_ACTOR, Registry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -197,7 +197,9 @@ async def submit_key_request(request: web.Request) -> web.Response:
     pending = await runner.run(lambda r: len(r.store.requests("pending")))
     if pending >= MAX_PENDING_REQUESTS:
         raise OperationError("too many key requests are waiting: try again later")
-    row = await runner.run(lambda r: r.submit_key_request(raw, actor="public", now=runner.clock()))
+    row = await runner.run(
+        lambda r: r.submit_key_request(raw, actor=PUBLIC_ACTOR, now=runner.clock())
+    )
     return web.json_response(
         {"id": row.id, "action": row.action, "country": row.country, "status": row.status},
         status=201,

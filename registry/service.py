@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import secrets
 from typing import TYPE_CHECKING, Final
 
@@ -49,11 +50,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
 
-__all__ = ["DB_FILE", "DEFAULT_EXPIRY_SECONDS", "SNAPSHOT_KEY_FILE", "Registry"]
+__all__ = ["DB_FILE", "DEFAULT_EXPIRY_SECONDS", "PUBLIC_ACTOR", "SNAPSHOT_KEY_FILE", "Registry"]
 
 DB_FILE: Final = "registry.sqlite"
 SNAPSHOT_KEY_FILE: Final = "snapshot.key"
 DEFAULT_EXPIRY_SECONDS: Final = 7 * 86_400
+#: The actor of key requests received on the public endpoint.
+PUBLIC_ACTOR: Final = "public"
+_log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -140,10 +144,17 @@ class Registry:
     def _audited(
         self, actor: str, now: int, action: str, detail: dict[str, object]
     ) -> Iterator[None]:
-        """Audit a refused operation (a successful one audits inside its transaction)."""
+        """Audit a refused operation (a successful one audits inside its transaction).
+
+        Refused anonymous submissions are only logged: auditing them would let anyone on the
+        network grow the database.
+        """
         try:
             yield
         except (OperationError, ProtocolError) as e:
+            if actor == PUBLIC_ACTOR:
+                _log.warning("refused %s from the public endpoint: %s", action, e)
+                raise
             with self.store.transaction() as db:
                 self.store.audit(
                     db,
@@ -443,24 +454,34 @@ class Registry:
             )
             raw = sign_root(new, [*old_seeds, *new_seeds])
             RootMetadata.verify_signed(raw, trusted=old)
+            key_file = self.directory / SNAPSHOT_KEY_FILE
+            next_file = key_file.with_name(f"{SNAPSHOT_KEY_FILE}.next")
             if rotate_snapshot_key:
-                key_file = self.directory / SNAPSHOT_KEY_FILE
+                # The new key is on disk before the root that names it is stored, and
+                # swapped in only after: no failure leaves a root whose key is lost.
+                next_file.unlink(missing_ok=True)
+                write_seed(next_file, seed)
+            try:
+                with self.store.transaction() as db:
+                    self.store.add_root(db, new.version, raw)
+                    self.store.audit(
+                        db,
+                        at=now,
+                        actor=actor,
+                        action="rotate-root",
+                        detail={
+                            "version": new.version,
+                            "threshold": threshold,
+                            "snapshot_key": key_id(public_key_from_seed(seed)).hex(),
+                        },
+                    )
+            except BaseException:
+                next_file.unlink(missing_ok=True)
+                raise
+            if rotate_snapshot_key:
                 key_file.replace(key_file.with_name(f"{SNAPSHOT_KEY_FILE}.v{old.version}"))
-                write_seed(key_file, seed)
+                next_file.replace(key_file)
                 self._seed = seed
-            with self.store.transaction() as db:
-                self.store.add_root(db, new.version, raw)
-                self.store.audit(
-                    db,
-                    at=now,
-                    actor=actor,
-                    action="rotate-root",
-                    detail={
-                        "version": new.version,
-                        "threshold": threshold,
-                        "snapshot_key": key_id(public_key_from_seed(seed)).hex(),
-                    },
-                )
         self.publish(actor=actor, now=now)
         return new
 

@@ -158,9 +158,14 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
 def test_bad_key_requests_are_refused_and_audited(registry: Registry, case: str) -> None:
     with pytest.raises((ProtocolError, RegistryServerError)):
-        registry.submit_key_request(BAD_REQUESTS[case], actor="public", now=T0)
+        registry.submit_key_request(BAD_REQUESTS[case], actor="cli:desk", now=T0)
     assert registry.store.requests() == []
     assert registry.store.audit_rows(1)[0].action == "submit-key-request refused"
+    # From the anonymous public endpoint a refusal is logged, not written to the database.
+    rows = len(registry.store.audit_rows(1000))
+    with pytest.raises((ProtocolError, RegistryServerError)):
+        registry.submit_key_request(BAD_REQUESTS[case], actor="public", now=T0)
+    assert len(registry.store.audit_rows(1000)) == rows
 
 
 def test_rotation_signed_by_the_current_key_retires_it(registry: Registry) -> None:
@@ -309,6 +314,11 @@ def test_root_rotation_needs_old_threshold_and_client_follows(
         rotate_snapshot_key=True,
         actor=OPS,
         now=T0 + 10,
+    )
+    files = sorted(p.name for p in (tmp_path / "reg").iterdir() if "key" in p.name)
+    assert files == ["snapshot.key", "snapshot.key.v1"]
+    assert read_seed(tmp_path / "reg" / "snapshot.key") != read_seed(
+        tmp_path / "reg" / "snapshot.key.v1"
     )
     client = TrustedRegistry(registry.store.root(1))
     client.update_root(registry.store.root(2))
