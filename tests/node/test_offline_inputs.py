@@ -158,3 +158,15 @@ def test_inputs_without_one_document_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(UnreadableInputError, match=message):
         extract_signed(build(case, pdf))  # type: ignore[arg-type]  # bad types are in the table
+
+
+def test_phone_photo_at_an_angle_with_uneven_light(pdf: bytes) -> None:
+    page = render(pdf, 170).convert("L")
+    width, height = page.size
+    # A skewed view (Pillow's QUAD maps a quadrilateral of the page onto the picture): the
+    # top of the page further from the camera than the bottom, and turned a little.
+    corners = (-0.05 * width, 0, -0.02 * width, height, width * 1.03, height * 0.98, width, 0)
+    photo = page.transform(page.size, Image.Transform.QUAD, corners, fillcolor=255)
+    shade = Image.linear_gradient("L").resize(photo.size).point(lambda v: 60 + v // 3)
+    photo = Image.blend(photo, shade, 0.25).filter(ImageFilter.GaussianBlur(0.6))
+    assert extract_signed(encoded(photo, "JPEG", quality=55)).raw == SIGNED
