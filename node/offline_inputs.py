@@ -30,6 +30,7 @@ from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.qr import QR_PREFIX, decode_qr_text
 
 __all__ = [
+    "IMAGE_FORMATS",
     "MAX_IMAGE_PIXELS",
     "MAX_INPUT_SIZE",
     "MAX_PDF_PAGES",
@@ -43,6 +44,9 @@ __all__ = [
 MAX_INPUT_SIZE: Final = 32 * 1024 * 1024
 #: The largest image decoded (a 12-megapixel photo is 12 M): bounds memory per request.
 MAX_IMAGE_PIXELS: Final = 60_000_000
+#: The image formats read. Only raster formats Pillow decodes itself: never EPS or PostScript,
+#: which Pillow hands to Ghostscript, a program no upload from the public should reach.
+IMAGE_FORMATS: Final = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 #: How many pages of a PDF are rendered to look for the QR code.
 MAX_PDF_PAGES: Final = 10
 #: Rendering resolution: 200 dpi gives about 4 pixels per 0.5 mm module.
@@ -161,7 +165,7 @@ def _open_image(data: bytes) -> Image.Image | None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise UnreadableInputError(
                     f"the image is {image.width} x {image.height} pixels, more than the "

@@ -120,6 +120,9 @@ BAD_INPUTS: list[tuple[str, object, str]] = [
     ("empty", b"", "empty"),
     ("too large", b"\x00" * (MAX_INPUT_SIZE + 1), "larger than"),
     ("unknown kind", b"hello, world", "not a PDF, an image, a QR text"),
+    # Pillow would hand EPS to Ghostscript: such files are never opened as images.
+    ("EPS file", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not a PDF, an image"),
+    ("ICO file", "ico", "not a PDF, an image, a QR text"),
     ("damaged QR text", b"PN1:ABC#", "not a valid permitnet QR text"),
     ("unknown QR version", b"PN9:ABC", "'PN9' is not supported"),
     ("image without a QR code", "blank", "no permitnet QR code was found"),
@@ -139,6 +142,7 @@ def build(case: object, pdf: bytes) -> object:
     blank = Image.new("L", (300, 300), 255)
     builders: dict[str, Callable[[], bytes]] = {
         "blank": lambda: encoded(blank, "PNG"),
+        "ico": lambda: encoded(blank.resize((64, 64)), "ICO"),
         "foreign": lambda: qr_image("https://example.org/"),
         "two": lambda: qr_image(encode_qr_text(SIGNED), encode_qr_text(OTHER)),
         "truncated": lambda: encoded(render(pdf), "PNG")[:5000],
