@@ -30,13 +30,13 @@ import aiohttp
 from permitnet.node.backup import backup_database, check_database, restore_database
 from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.databank import ExportFilter, count_documents, export_databank
-from permitnet.node.discovery import browse
 from permitnet.node.errors import NodeError
 from permitnet.node.key_rotation import activate_rotation, prepare_rotation
 from permitnet.node.logs import configure_logging
 from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.node.tls import server_ssl_context
 from permitnet.tools.cli import CliError
+from permitnet.tools.discover_cli import register_discover
 from permitnet.tools.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from permitnet.protocol.registry_view import RegistryView
 
-__all__ = ["node_group", "ops_serve_options", "register"]
+__all__ = ["node_group", "ops_serve_options", "register", "registry_view_for"]
 
 MANIFEST: Final = "manifest.json"
 BACKUP_FORMAT: Final = "permitnet-node-backup-1"
@@ -187,23 +187,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.set_defaults(handler=cmd_rotate_key)
 
-    p = subparsers.add_parser(
-        "discover",
-        help="list permitnet nodes announced on the local network",
-        description="Listen for _permitnet._tcp.local. zeroconf announcements and list each "
-        "node's country, key fingerprint and URLs. What is listed is unverified: a node uses a "
-        "discovered address only after a signed challenge checked against the registry.",
-    )
-    p.add_argument("--seconds", type=float, default=3.0, help="how long to listen (default 3)")
-    p.add_argument(
-        "--interface",
-        action="append",
-        dest="interfaces",
-        metavar="ADDRESS",
-        help="listen only on this interface address (repeatable; default: all)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=cmd_discover)
+    register_discover(subparsers)
 
 
 def _date(text: str) -> int:
@@ -388,7 +372,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             f"then, once the registry lists it: permitnet node rotate-key {args.dir} --activate"
         )
         return 0
-    view = asyncio.run(_registry_view(config))
+    view = asyncio.run(registry_view_for(config))
     done = activate_rotation(config, view, now=now)
     print(
         f"{config.country} now signs with {done.new_kid.hex()} (registry v{view.version}); "
@@ -398,7 +382,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _registry_view(config: NodeConfig) -> RegistryView:
+async def registry_view_for(config: NodeConfig) -> RegistryView:
     """Fetch the current registry view; fall back to the node's verified cache."""
     try:
         root = config.registry_root_path.read_bytes()
@@ -415,35 +399,3 @@ async def _registry_view(config: NodeConfig) -> RegistryView:
                 raise CliError(f"no registry data: {e}") from e
             print(f"warning: {e}; using the cached registry view", file=sys.stderr)
             return fetcher.current
-
-
-@_one_line
-def cmd_discover(args: argparse.Namespace) -> int:
-    """List nodes announced on the LAN; see the parser's description."""
-    if args.seconds <= 0 or args.seconds > 600:
-        raise CliError("--seconds must be between 0 and 600")
-    nodes = asyncio.run(browse(args.seconds, interfaces=args.interfaces))
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": n.name,
-                        "country": n.advertisement.country,
-                        "kid": n.advertisement.kid.hex(),
-                        "urls": list(n.urls),
-                        "verified": False,
-                    }
-                    for n in nodes
-                ],
-                indent=2,
-            )
-        )
-        return 0
-    if not nodes:
-        print(f"no permitnet node announced itself within {args.seconds:g} s")
-        return 0
-    print(f"{'COUNTRY':8} {'KEY FINGERPRINT':34} URLS (unverified)")
-    for n in nodes:
-        print(f"{n.advertisement.country:8} {n.advertisement.kid.hex():34} {' '.join(n.urls)}")
-    return 0
