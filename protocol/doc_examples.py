@@ -29,6 +29,7 @@ from permitnet.protocol.doc_trade import (
     ImportCertificate,
 )
 from permitnet.protocol.errors import EncodeError
+from permitnet.protocol.signed import SignedDocument
 
 __all__ = [
     "EXAMPLE_EXPORTER",
@@ -255,9 +256,6 @@ def worked_example() -> dict[str, str]:
     ``payload-hex``, ``protected-hex``, ``signature``, ``signed-hex``, ``id``); the tests
     check that the document still shows exactly these.
     """
-    # Imported here: signed.py imports the document modules this module is built from.
-    from permitnet.protocol.signed import SignedDocument  # noqa: PLC0415
-
     seed = example_seed("DE")
     public_key = public_key_from_seed(seed)
     signed = SignedDocument.sign(
