@@ -260,13 +260,18 @@ class RegistryFetcher:
             os.fsync(f.fileno())
         tmp.replace(path)
 
-    def _save_cache(self) -> None:
-        base = self._trusted.root.version - len(self._cached_roots)
-        for offset, raw in enumerate(self._cached_roots, start=1):
-            self._write(f"{_ROOTS_DIR}/{base + offset}.cbor", raw)
-        if self._cached_snapshot is not None:
-            self._write(_SNAPSHOT_FILE, self._cached_snapshot)
-            self._write(_DELTAS_FILE, encode_delta_bundle(self._cached_deltas))
+    async def _save_root(self, raw: bytes) -> None:
+        version = self._trusted.root.version
+        await asyncio.to_thread(self._write, f"{_ROOTS_DIR}/{version}.cbor", raw)
+
+    async def _save_snapshot(self, raw: bytes) -> None:
+        # Empty the deltas first: a crash in between leaves the older, consistent state.
+        await asyncio.to_thread(self._write, _DELTAS_FILE, encode_delta_bundle([]))
+        await asyncio.to_thread(self._write, _SNAPSHOT_FILE, raw)
+
+    async def _save_deltas(self) -> None:
+        bundle = encode_delta_bundle(self._cached_deltas)
+        await asyncio.to_thread(self._write, _DELTAS_FILE, bundle)
 
     # ------------------------------------------------------------------ the network
 
@@ -342,14 +347,14 @@ class RegistryFetcher:
             return view
         new_view = self._trusted.update_deltas(deltas, now=now)
         self._cached_deltas.extend(deltas)
-        self._save_cache()
+        await self._save_deltas()
         return new_view
 
     async def _full(self, mirror: str, now: int) -> RegistryView:
         body = await self._get_required(f"{mirror}/v1/snapshot/latest", MAX_SNAPSHOT_SIZE)
         view = self._trusted.update_snapshot(body, now=now)
         self._cached_snapshot, self._cached_deltas = body, []
-        self._save_cache()
+        await self._save_snapshot(body)
         return view
 
     async def _update_roots(self, mirror: str) -> None:
@@ -360,7 +365,7 @@ class RegistryFetcher:
                 return
             self._trusted.update_root(body)
             self._cached_roots.append(body)
-            self._save_cache()
+            await self._save_root(body)
         raise _MirrorError(f"{mirror}: more than {MAX_ROOT_STEPS} root versions at once")
 
     # ------------------------------------------------------------------ split view

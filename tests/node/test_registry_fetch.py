@@ -129,9 +129,16 @@ async def test_first_fetch_then_delta_then_cache_reload(net: Network, tmp_path: 
     assert fetcher.status(T0).state is Freshness.EXPIRED
     view = await fetcher.refresh(now=T0 + 1)
     assert (view.version, view.balance_inputs("DE", "morphine", 2026)) == (1, (100, 0))
+    snapshot_file = tmp_path / "cache" / "snapshot.cbor"
+    written = snapshot_file.stat()
     net.change(T0 + 10)
     view = await fetcher.refresh(now=T0 + 11)
     assert (view.version, view.balance_inputs("DE", "codeine", 2026)) == (2, (None, 5))
+    # A delta only rewrites the small deltas file, never the (multi-megabyte) snapshot.
+    assert (snapshot_file.stat().st_ino, snapshot_file.stat().st_mtime_ns) == (
+        written.st_ino,
+        written.st_mtime_ns,
+    )
     # A restarted node gets the same state from its cache, with no network at all.
     restarted = RegistryFetcher(
         ["http://127.0.0.1:9"], tmp_path / "cache", net.pinned(), net.session, DAY
