@@ -219,6 +219,19 @@ def _pdf_attachments(data: bytes) -> list[tuple[str, bytes]]:
     return [(name, content) for content, name in found.items()]
 
 
+def _render_scale(width_pt: float, height_pt: float) -> float:
+    """Return the scale that renders a page at :data:`RENDER_DPI`, within the pixel limit.
+
+    A page may declare any size (a 5 m poster): its rendering is scaled down so that it never
+    needs more than :data:`MAX_IMAGE_PIXELS` pixels of memory.
+    """
+    scale = RENDER_DPI / 72
+    area = max(width_pt * height_pt, 1.0)
+    if area * scale * scale > MAX_IMAGE_PIXELS:
+        scale = (MAX_IMAGE_PIXELS / area) ** 0.5
+    return scale
+
+
 def _pdf_qr_texts(data: bytes) -> list[str]:
     """Render the PDF's first pages and return the permitnet QR texts found on them."""
     images: list[Image.Image] = []
@@ -230,7 +243,7 @@ def _pdf_qr_texts(data: bytes) -> list[str]:
         try:
             for index in range(min(len(document), MAX_PDF_PAGES)):
                 page = document[index]
-                bitmap = page.render(scale=RENDER_DPI / 72, grayscale=True)
+                bitmap = page.render(scale=_render_scale(*page.get_size()), grayscale=True)
                 images.append(bitmap.to_pil().copy())
                 bitmap.close()
                 page.close()

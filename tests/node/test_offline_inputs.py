@@ -174,3 +174,20 @@ def test_phone_photo_at_an_angle_with_uneven_light(pdf: bytes) -> None:
     shade = Image.linear_gradient("L").resize(photo.size).point(lambda v: 60 + v // 3)
     photo = Image.blend(photo, shade, 0.25).filter(ImageFilter.GaussianBlur(0.6))
     assert extract_signed(encoded(photo, "JPEG", quality=55)).raw == SIGNED
+
+
+def test_a_huge_page_is_rendered_within_the_pixel_limit() -> None:
+    from permitnet.node.offline_inputs import MAX_IMAGE_PIXELS, RENDER_DPI, _render_scale
+
+    a4 = (595.0, 842.0)
+    assert _render_scale(*a4) == RENDER_DPI / 72
+    poster = (14_400.0, 14_400.0)  # 5 m square, the largest page PDF allows
+    scale = _render_scale(*poster)
+    assert poster[0] * poster[1] * scale * scale <= MAX_IMAGE_PIXELS * 1.000001
+    # And a real PDF with such a page is read without exhausting memory.
+    writer = PdfWriter()
+    writer.add_blank_page(width=poster[0], height=poster[1])
+    out = io.BytesIO()
+    writer.write(out)
+    with pytest.raises(UnreadableInputError, match="neither a signed attachment"):
+        extract_signed(out.getvalue())
