@@ -26,7 +26,7 @@ class ProofCache:
             raise NotFoundError("nothing published yet")
         size, _ = registry.store.publication_head(latest)
         if len(self._leaves) < size:
-            records = registry.store.records()[len(self._leaves) : size]
+            records = registry.store.records_from(len(self._leaves), size)
             self._leaves.extend(leaf_hash(r) for r in records)
         return size
 
@@ -42,7 +42,7 @@ class ProofCache:
             raise NotFoundError(f"log size {size} is beyond the published {published}")
         if not 0 <= index < size:
             raise OperationError(f"leaf index {index} is not in a log of size {size}")
-        leaf = registry.store.records()[index]
+        leaf = registry.store.record(index)
         path = inclusion_proof(index, self._leaves[:size])
         return encode_cbor({"index": index, "size": size, "leaf": leaf, "path": path})
 

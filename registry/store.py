@@ -190,6 +190,24 @@ class RegistryStore:
         """Return every log leaf, in log order."""
         return [bytes(r[0]) for r in self._db.execute("SELECT record FROM log ORDER BY idx")]
 
+    def record(self, index: int) -> bytes:
+        """Return log leaf ``index``.
+
+        Raises:
+            NotFoundError: no such leaf.
+        """
+        row = self._db.execute("SELECT record FROM log WHERE idx = ?", (index,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no log record {index}")
+        return bytes(row[0])
+
+    def records_from(self, start: int, end: int) -> list[bytes]:
+        """Return log leaves ``start`` (inclusive) to ``end`` (exclusive), in order."""
+        rows = self._db.execute(
+            "SELECT record FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        )
+        return [bytes(r[0]) for r in rows]
+
     def log_size(self) -> int:
         """Return how many leaves the log holds."""
         return int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
