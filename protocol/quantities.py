@@ -13,7 +13,6 @@ quantity written in grams or kilograms must still be a whole number of milligram
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import Final
@@ -116,16 +115,22 @@ def format_decimal(value: Fraction | int, places: int | None = None) -> str:
         raise QuantityError(f"{value} is negative")
     if places is not None:
         value = Fraction(round(value * 10**places), 10**places)
-    denominator = value.denominator
-    for prime in (2, 5):
-        while denominator % prime == 0:
-            denominator //= prime
+    # Find the number of decimal places k with value x 10^k an integer; Decimal division
+    # would round to its context precision (28 digits), so this stays in integers.
+    denominator, twos, fives = value.denominator, 0, 0
+    while denominator % 2 == 0:
+        denominator, twos = denominator // 2, twos + 1
+    while denominator % 5 == 0:
+        denominator, fives = denominator // 5, fives + 1
     if denominator != 1:
         raise QuantityError(f"{value} has no finite decimal expansion")
-    text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    scale = max(twos, fives)
+    digits = str(value.numerator * 10**scale // value.denominator)
+    if scale == 0:
+        return digits
+    whole, fraction = digits[:-scale] or "0", digits[-scale:].rjust(scale, "0")
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
 
 
 def format_factor(value: Fraction) -> str:

@@ -184,3 +184,23 @@ def test_base_equivalent_equals_fraction_rounding(mg: int, numerator: int, place
         value = Fraction(1)
     factor = format_factor(value)
     assert base_equivalent_mg(mg, factor) == round(Fraction(mg) * Fraction(factor))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        pytest.param(
+            Fraction(10**40 + 1, 10**12),
+            "10000000000000000000000000000.000000000001",
+            id="40-digits",
+        ),
+        pytest.param(Fraction(1, 2**20), "0.00000095367431640625", id="power-of-two"),
+        pytest.param(Fraction(7, 1000), "0.007", id="leading-zeros-after-point"),
+        pytest.param(Fraction(120), "120", id="integer-keeps-zeros"),
+        pytest.param(Fraction(0), "0", id="zero"),
+        pytest.param(Fraction(25, 10), "2.5", id="trailing-zero-dropped"),
+    ],
+)
+def test_format_decimal_is_exact_at_any_length(value: Fraction, text: str) -> None:
+    assert format_decimal(value) == text
+    assert parse_decimal(text) == value
