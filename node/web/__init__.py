@@ -21,6 +21,7 @@ from permitnet.node.web import (
     document_pages,
     draft_pages,
     overview_pages,
+    paper_pages,
     verify_page,
 )
 from permitnet.node.web._base import ACCOUNTS_KEY, NODE_KEYS, SETTINGS_KEY, NodeKeys, WebSettings
@@ -81,6 +82,7 @@ def setup_web(
         draft_pages,
         document_pages,
         overview_pages,
+        paper_pages,
         verify_page,
     ):
         app.router.add_routes(module.routes)

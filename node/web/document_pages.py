@@ -113,6 +113,10 @@ async def _related(record: DocumentRecord, request: web.Request) -> dict[str, An
         )
         notice_docs = [await tx.get_document(n[0]) for n in notices]
         deliveries = await tx.outbox_for_document(record.id)
+        attachments = await tx.fetchall(
+            "SELECT id, filename FROM attachments WHERE document_id = ? ORDER BY id",
+            (record.id,),
+        )
         alerts = await tx.fetchall(
             "SELECT id, kind, message, created_at, acknowledged_at, acknowledged_by "
             "FROM alerts WHERE document_id = ? ORDER BY id",
@@ -124,6 +128,7 @@ async def _related(record: DocumentRecord, request: web.Request) -> dict[str, An
         "messages": [(n, d) for n, d in messages if n.doc_type == "message"],
         "cancellations": [(n, d) for n, d in messages if n.doc_type == "cancellation"],
         "deliveries": deliveries,
+        "attachments": [{"id": a[0], "filename": a[1]} for a in attachments],
         "alerts": [
             {
                 "id": a[0],

@@ -52,7 +52,8 @@ class Trade:
             TestCountry(code=n.country, public_key=n.key.public_key, kid=n.key.kid)
             for n in (self.de, self.fr)
         ]
-        self.holder.replace(registry_view(countries, estimates, version=version), NOW)
+        view = registry_view(countries, estimates, version=version, without_node=("IN",))
+        self.holder.replace(view, NOW)
 
     async def deliver(self, sender: WebNode, document_id: str, receiver: WebNode) -> None:
         record = await sender.services.store.get_document(document_id)
@@ -86,7 +87,11 @@ async def trade(tmp_path: Path) -> AsyncIterator[Trade]:
     ):
         t = Trade(de, fr, holder)
         t.publish(
-            [estimate("DE", "morphine", 2026, 10_000_000), estimate("FR", "morphine", 2026, 10**9)],
+            [
+                estimate("DE", "morphine", 2026, 10_000_000),
+                estimate("FR", "morphine", 2026, 10**9),
+                estimate("IN", "morphine", 2026, 10**9),
+            ],
             1,
         )
         yield t
@@ -443,3 +448,75 @@ async def test_verify_page_refuses_empty_and_unreadable_uploads(trade: Trade) ->
     assert "cannot read the input" in text
     response = await client.post("/verify", data={"qr_text": "PN1:XYZ"})
     assert response.status == 403
+
+
+PNG_SCAN = b"\x89PNG\r\n\x1a\n" + b"scan of a paper certificate" * 10
+
+
+def _paper_form(csrf: str, scan: bytes | None) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    fields = certificate_form(csrf, "2 kg", number="IN-IC-55") | {
+        "issuer": "IN",
+        "authority": "Narcotics Commissioner of India",
+        "exporter_name": "Laboratoires SA",
+    }
+    fields.pop("exporting_country")
+    fields.pop("action")
+    for name, value in fields.items():
+        form.add_field(name, value)
+    if scan is not None:
+        form.add_field("scan", scan, filename="certificate.png", content_type="image/png")
+    return form
+
+
+async def test_paper_certificate_recorded_then_authorized_for_printing(trade: Trade) -> None:
+    fr = trade.fr.client
+    await log_in(fr, "clara")
+    csrf = await _form_csrf(fr, "/certificates/paper")
+    for scan, message in ((None, "attach the scan"), (b"GIF89a...", "PDF, PNG or JPEG")):
+        response = await fr.post("/certificates/paper", data=_paper_form(csrf, scan))
+        assert response.status == 400
+        assert message in await response.text()
+    response = await fr.post("/certificates/paper", data=_paper_form(csrf, PNG_SCAN))
+    assert response.status == 200, await response.text()
+    ic_id = _document_id(response.url.path)
+    page = await response.text()
+    assert "not electronically verified" in page
+    match = re.search(r'href="(/documents/[0-9a-f]+/attachments/[0-9]+)"', page)
+    assert match is not None
+    scan = await fr.get(match.group(1))
+    assert scan.content_type == "image/png"
+    assert await scan.read() == PNG_SCAN
+    assert (await fr.get(f"/documents/{ic_id}/attachments/999")).status == 404
+
+    csrf = await _form_csrf(fr, f"/documents/{ic_id}/authorize")
+    response = await fr.post(
+        f"/documents/{ic_id}/authorize",
+        data={
+            "csrf_token": csrf,
+            "number": "FR-EA-IN-1",
+            "date_of_issue": "2026-03-02",
+            "valid_from": "2026-03-02",
+            "valid_until": "2026-06-30",
+            "route": "",
+            "transport_mode": "air",
+            "transit_countries": "",
+            "item1_substance": "morphine-sulfate-pentahydrate",
+            "item1_preparation": "bulk powder",
+            "item1_quantity": "2 kg",
+        },
+    )
+    assert response.status == 200, await response.text()
+    csrf = await log_in(fr, "olga")
+    response = await fr.post(
+        f"/drafts/{_draft_id(response.url.path)}/approve", data={"csrf_token": csrf}
+    )
+    assert response.status == 200, await response.text()
+    ea_id = _document_id(response.url.path)
+    assert "Not sent to any node." in await response.text()
+    pdf = await fr.get(f"/documents/{ea_id}/pdf")
+    assert pdf.status == 200
+    assert (await pdf.read()).startswith(b"%PDF-")
+    # The paper record itself has no signed file to print.
+    response = await fr.get(f"/documents/{ic_id}/pdf")
+    assert response.status == 400
