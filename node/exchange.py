@@ -43,7 +43,7 @@ from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Sequence
 
     from permitnet.node.keystore import SigningKey
     from permitnet.node.registry_holder import RegistryHolder
@@ -96,22 +96,36 @@ class _Group:
 
     held: set[str]
     pending: set[str]
+    #: Whether any document waits in ``inbound_pending`` for another (or starts to, here).
+    dependents_waiting: bool = False
     plain: list[DocumentRecord] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
 
 
-async def _existing(tx: Tx, table: str, column: str, ids: Iterable[str]) -> set[str]:
-    wanted = sorted(set(ids))
-    found: set[str] = set()
+async def _known(tx: Tx, ids: list[str], needed: list[str]) -> _Group:
+    """Return which ids are held or pending, and whether any document waits for another.
+
+    One query per 500 ids, covering the documents of the group and those they refer to.
+    """
+    wanted = sorted(set(ids) | set(needed))
+    state = _Group(held=set(), pending=set())
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = await tx.fetchall(
-            f"SELECT {column} FROM {table} WHERE {column} IN ({marks})",  # noqa: S608 - table and column are constants of this module
-            chunk,
+            f"SELECT 'held', id FROM documents WHERE id IN ({marks}) UNION ALL "  # noqa: S608 - only placeholders are interpolated
+            f"SELECT 'pending', document_id FROM inbound_pending WHERE document_id IN ({marks}) "
+            "UNION ALL SELECT 'waiting', count(*) FROM inbound_pending WHERE reason = 'dependency'",
+            chunk + chunk,
         )
-        found.update(r[0] for r in rows)
-    return found
+        for kind, value in rows:
+            if kind == "held":
+                state.held.add(value)
+            elif kind == "pending":
+                state.pending.add(value)
+            else:
+                state.dependents_waiting = state.dependents_waiting or bool(value)
+    return state
 
 
 class InboundPipeline:
@@ -227,10 +241,7 @@ class InboundPipeline:
             and (ref := referenced_document(check.document)) is not None
         ]
         async with self._store.transaction() as tx:
-            state = _Group(
-                held=await _existing(tx, "documents", "id", ids + needed),
-                pending=await _existing(tx, "inbound_pending", "document_id", ids),
-            )
+            state = await _known(tx, ids, needed)
             nonces = [r.nonce for r in group if r.nonce is not None]
             if nonces:
                 await tx.conn.executemany(
@@ -281,6 +292,7 @@ class InboundPipeline:
                 hex_id, raw, reason="dependency", waiting_for=needed.hex(), from_peer=from_peer
             )
             state.pending.add(hex_id)
+            state.dependents_waiting = True
             reason = f"waiting for document {needed.hex()}, not received yet"
             return _Decision(raw, doc_id, "pending", reason, issuer)
         error = await self._apply(tx, state, check, from_peer)
@@ -352,6 +364,9 @@ class InboundPipeline:
         # rounds over a work list, not recursion, and bounded.
         view = self._registry.view
         released = 0
+        if not state.dependents_waiting:
+            # Nothing waits for anything: skip the query (the common case).
+            state.accepted = []
         while state.accepted and released < _MAX_RELEASE and view is not None:
             arrived, state.accepted = state.accepted, []
             waiting = await self._waiting_for(tx, arrived)

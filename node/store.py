@@ -148,10 +148,10 @@ class Tx(ExchangeMixin):
             True if stored now; False if a document with this id was already stored (the call is
             then a no-op, which makes re-delivery idempotent).
         """
-        if await self.fetchone("SELECT 1 FROM documents WHERE id = ?", (record.id,)):
-            return False
-        await self.execute(
-            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed column list
+        # ON CONFLICT only covers the identifier: any other constraint still aborts.
+        inserted = await self.fetchall(
+            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "  # noqa: S608 - fixed column list
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
             (
                 record.id,
                 record.raw,
@@ -169,14 +169,17 @@ class Tx(ExchangeMixin):
                 self.now,
             ),
         )
-        await self.conn.executemany(
-            "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
-            "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
-            [
-                (record.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
-                for i, it in enumerate(record.items)
-            ],
-        )
+        if not inserted:
+            return False
+        if record.items:
+            await self.conn.executemany(
+                "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
+                "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
+                [
+                    (record.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
+                    for i, it in enumerate(record.items)
+                ],
+            )
         for peer in outbox_peers:
             await self.execute(
                 "INSERT INTO outbox (document_id, peer, created_at, next_attempt_at) "
@@ -239,19 +242,24 @@ class Tx(ExchangeMixin):
             ],
         )
         details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
-        last = await self.fetchone("SELECT coalesce(max(seq), 0) FROM events")
-        await self.conn.executemany(
-            "INSERT INTO events (at, kind, subject, from_state, to_state, actor, detail) "
-            "VALUES (?,?,?,?,?,?,?)",
-            [
-                (self.now, "document", r.id, None, r.state, actor, json.dumps(d))
-                for r, d in zip(records, details, strict=True)
-            ],
-        )
-        rows = await self.fetchall(
-            "SELECT seq FROM events WHERE seq > ? ORDER BY seq", (last[0] if last else 0,)
-        )
-        self.new_events.extend(r[0] for r in rows)
+        # A multi-row INSERT ... RETURNING gives the new event numbers in the same call
+        # (executemany cannot return them), 1000 rows (7000 parameters) at a time to stay
+        # below SQLite's limit on parameters.
+        rows: list[Sequence[Any]] = []
+        for start in range(0, len(records), 1000):
+            chunk = list(zip(records, details, strict=True))[start : start + 1000]
+            marks = ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
+            params = [
+                value
+                for r, d in chunk
+                for value in (self.now, "document", r.id, None, r.state, actor, json.dumps(d))
+            ]
+            rows += await self.fetchall(
+                "INSERT INTO events (at, kind, subject, from_state, to_state, actor, detail) "  # noqa: S608 - only placeholders are interpolated
+                f"VALUES {marks} RETURNING seq",
+                params,
+            )
+        self.new_events.extend(sorted(r[0] for r in rows))
         await audit.append_many(
             self,
             at=self.now,

@@ -431,3 +431,30 @@ async def test_bulk_insert_writes_the_same_rows_as_one_by_one(tmp_path: Path) ->
         finally:
             await store.close()
     assert dumps[0] == dumps[1]
+
+
+async def test_bulk_insert_of_more_rows_than_one_statement_takes(tmp_path: Path) -> None:
+    records = [
+        DocumentRecord(
+            id=hashlib.sha256(b"%d" % i).hexdigest(),
+            raw=b"%d" % i,
+            doc_type="import_certificate",
+            issuer="DE",
+            recipient="IN",
+            issued_at=NOW,
+            direction="inbound",
+            state="active",
+        )
+        for i in range(2100)
+    ]
+    store = await Store.open(tmp_path / "big.sqlite3", clock=lambda: NOW, synchronous="NORMAL")
+    try:
+        async with store.transaction() as tx:
+            await tx.insert_new_documents(records, actor="peer:DE")
+            seqs = list(tx.new_events)
+        assert seqs == list(range(1, 2101))
+        async with store.read() as tx:
+            assert await tx.fetchall("SELECT count(*) FROM documents") == [(2100,)]
+        assert await audit.verify_chain(store) == 2100
+    finally:
+        await store.close()
