@@ -577,3 +577,56 @@ def test_layered_mapping_behaves_as_a_dict_and_children_are_isolated(
     assert -1 not in child
     with pytest.raises(TypeError):
         del child[0]
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["morphine", "codeine", "fentanyl"]),
+                st.sampled_from(["estimate", "supplementary"]),
+                st.integers(0, 10**9),
+            ),
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_deltas_and_full_snapshots_give_the_same_view(
+    publications: list[list[tuple[str, str, int]]],
+) -> None:
+    sim = base_sim()
+    by_delta = TrustedRegistry(PINNED)
+    by_delta.update_snapshot(sim.pubs[0].snapshot, now=T0)
+    sequence = 1
+    for batch in publications:
+        for substance, kind, qty in batch:
+            if kind == "supplementary":
+                sequence += 1
+            sim.add(
+                Estimate(
+                    country="FR",
+                    substance=substance,
+                    year=2026,
+                    quantity_mg=qty,
+                    kind="supplementary" if kind == "supplementary" else "estimate",
+                    effective="2026-01-01",
+                    sequence=sequence if kind == "supplementary" else 0,
+                )
+            )
+        publication = sim.publish()
+        assert publication.delta is not None
+        view = by_delta.update_delta(publication.delta, now=T0)
+        full = TrustedRegistry(PINNED).update_snapshot(publication.snapshot, now=T0)
+        assert view.state == full.state
+        assert (view.version, view.log_size, view.log_root, view.log_compact) == (
+            full.version,
+            full.log_size,
+            full.log_root,
+            full.log_compact,
+        )
+        for substance in ("morphine", "codeine", "fentanyl"):
+            assert view.balance_inputs("FR", substance, 2026) == full.balance_inputs(
+                "FR", substance, 2026
+            )
