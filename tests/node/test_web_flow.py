@@ -484,9 +484,9 @@ async def test_paper_certificate_recorded_then_authorized_for_printing(trade: Tr
     assert "not electronically verified" in page
     match = re.search(r'href="(/documents/[0-9a-f]+/attachments/[0-9]+)"', page)
     assert match is not None
-    scan = await fr.get(match.group(1))
-    assert scan.content_type == "image/png"
-    assert await scan.read() == PNG_SCAN
+    download = await fr.get(match.group(1))
+    assert download.content_type == "image/png"
+    assert await download.read() == PNG_SCAN
     assert (await fr.get(f"/documents/{ic_id}/attachments/999")).status == 404
 
     csrf = await _form_csrf(fr, f"/documents/{ic_id}/authorize")
