@@ -32,8 +32,9 @@ from permitnet.node.discovery_challenge import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
+    from aiohttp import web
     from zeroconf import Zeroconf
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "Advertiser",
     "DiscoveredNode",
     "DiscoveryError",
+    "advertise_context",
+    "announce_addresses",
     "answer_challenge",
     "browse",
     "make_challenge",
@@ -172,3 +175,56 @@ async def _resolve(zc: AsyncZeroconf, name: str, *, timeout_ms: int) -> Discover
         addresses=tuple(info.parsed_addresses(IPVersion.V4Only)),
         port=info.port,
     )
+
+
+def announce_addresses(host: str) -> tuple[list[str], list[str] | None]:
+    """Return the addresses to announce and the interfaces to announce on, for a listen address.
+
+    A node listening on loopback is announced on loopback only; on a specific IPv4 address, at
+    that address on all interfaces; on ``0.0.0.0``, at each of the machine's non-loopback IPv4
+    addresses.
+
+    Raises:
+        DiscoveryError: the host is not an IPv4 address, or the machine has none to announce.
+    """
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError as e:
+        raise DiscoveryError(f"discovery needs an IPv4 listen address, got {host!r}") from e
+    if address.is_loopback:
+        return [host], [host]
+    if not address.is_unspecified:
+        return [host], None
+    found = [a for a in _ipv4_addresses() if not ipaddress.IPv4Address(a).is_loopback]
+    if not found:
+        raise DiscoveryError("no non-loopback IPv4 address to announce")
+    return found, None
+
+
+def _ipv4_addresses() -> list[str]:
+    # zeroconf lists the machine's interface addresses; it exports the helper only untyped.
+    import zeroconf  # noqa: PLC0415
+
+    addresses: list[str] = zeroconf.get_all_addresses()  # type: ignore[attr-defined]  # re-exported, not in __all__
+    return addresses
+
+
+def advertise_context(
+    advertisement: Callable[[], Advertisement], *, port: int, host: str
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Return an aiohttp cleanup context that announces the node while it runs.
+
+    Args:
+        advertisement: returns the TXT record (read at start-up, after the key is loaded).
+        port: the port the node listens on.
+        host: the address the node listens on (see :func:`announce_addresses`).
+    """
+
+    async def announce(_app: web.Application) -> AsyncIterator[None]:
+        addresses, interfaces = announce_addresses(host)
+        async with Advertiser(
+            advertisement(), port=port, addresses=addresses, interfaces=interfaces
+        ):
+            yield
+
+    return announce

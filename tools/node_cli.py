@@ -30,7 +30,7 @@ from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_requests import build_enrollment_request
 from permitnet.protocol.registry_root import RootMetadata
 from permitnet.tools.cli import CliError
-from permitnet.tools.ops_cli import node_group, ops_serve_options
+from permitnet.tools.ops_cli import node_group, ops_attach, ops_serve_options
 
 if TYPE_CHECKING:
     import argparse
@@ -169,8 +169,10 @@ def _serve(args: argparse.Namespace) -> int:
         config.port,
     )
     ssl_context = ops_serve_options(args)
+    app = create_app(config, signing_key=key)
+    ops_attach(app, args, config, key.kid)
     web.run_app(
-        create_app(config, signing_key=key),
+        app,
         host=config.host,
         port=config.port,
         print=None,
@@ -301,6 +303,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's PEM key")
     p.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log as text or JSON lines"
+    )
+    p.add_argument(
+        "--discovery", action="store_true", help="announce the node on the LAN with zeroconf"
     )
     p.set_defaults(handler=_checked(_serve))
 

@@ -30,6 +30,7 @@ import aiohttp
 from permitnet.node.backup import backup_database, check_database, restore_database
 from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.databank import ExportFilter, count_documents, export_databank
+from permitnet.node.discovery import Advertisement, advertise_context
 from permitnet.node.errors import NodeError
 from permitnet.node.key_rotation import activate_rotation, prepare_rotation
 from permitnet.node.logs import configure_logging
@@ -43,9 +44,11 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
 
+    from aiohttp import web
+
     from permitnet.protocol.registry_view import RegistryView
 
-__all__ = ["node_group", "ops_serve_options", "register", "registry_view_for"]
+__all__ = ["node_group", "ops_attach", "ops_serve_options", "register", "registry_view_for"]
 
 MANIFEST: Final = "manifest.json"
 BACKUP_FORMAT: Final = "permitnet-node-backup-1"
@@ -106,6 +109,26 @@ def ops_serve_options(args: argparse.Namespace) -> ssl.SSLContext | None:
     if args.tls_cert is None or args.tls_key is None:
         raise CliError("--tls-cert and --tls-key go together")
     return server_ssl_context(args.tls_cert, args.tls_key)
+
+
+def ops_attach(
+    app: web.Application, args: argparse.Namespace, config: NodeConfig, kid: bytes
+) -> None:
+    """Add ``node serve``'s optional background services to the node's app: LAN discovery.
+
+    Discovery is off unless ``--discovery`` is given; the node is then announced with zeroconf
+    for as long as it runs (see :mod:`permitnet.node.discovery`).
+    """
+    if not args.discovery:
+        return
+    scheme = "https" if args.tls_cert is not None else "http"
+    app.cleanup_ctx.append(
+        advertise_context(
+            lambda: Advertisement(country=config.country, kid=kid, scheme=scheme),
+            port=config.port,
+            host=config.host,
+        )
+    )
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
