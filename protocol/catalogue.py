@@ -56,6 +56,8 @@ REGIMES: Final = ("import_certificate", "export_declaration")
 #: Decimal places of computed factors.
 FACTOR_PLACES: Final = 4
 
+_MAX_ENTRY_TEXT: Final = 200
+_MAX_ENTRIES: Final = 10_000
 _CODE: Final = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _ELEMENT: Final = re.compile(r"([A-Z][a-z]?)([0-9]*)")
 _SUBSTANCE_KEYS: Final = frozenset(
@@ -162,8 +164,12 @@ class Substance:
                 f"unknown keys {sorted(map(str, extra))}"
             )
         for key in _SUBSTANCE_KEYS:
-            if not isinstance(payload[key], str) or not payload[key]:
-                raise CatalogueError(f"catalogue entry field {key!r} must be non-empty text")
+            value = payload[key]
+            if not isinstance(value, str) or not value or len(value) > _MAX_ENTRY_TEXT:
+                raise CatalogueError(
+                    f"catalogue entry field {key!r} must be text of 1 to {_MAX_ENTRY_TEXT} "
+                    "characters"
+                )
         entry = cls(**payload)
         for key in ("code", "base"):
             if _CODE.fullmatch(getattr(entry, key)) is None:
@@ -302,8 +308,10 @@ class Catalogue:
         edition, entries = payload["edition"], payload["substances"]
         if not isinstance(edition, str) or not edition or len(edition) > 64:
             raise CatalogueError("catalogue edition must be text of 1 to 64 characters")
-        if not isinstance(entries, list) or not entries:
-            raise CatalogueError("catalogue substances must be a non-empty array")
+        if not isinstance(entries, list) or not entries or len(entries) > _MAX_ENTRIES:
+            raise CatalogueError(
+                f"catalogue substances must be an array of 1 to {_MAX_ENTRIES} entries"
+            )
         substances = tuple(Substance.from_payload(entry) for entry in entries)
         codes = [entry.code for entry in substances]
         if codes != sorted(codes):

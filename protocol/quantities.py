@@ -20,6 +20,7 @@ from typing import Final
 from permitnet.protocol.errors import DocumentError
 
 __all__ = [
+    "MAX_DECIMAL_LENGTH",
     "MAX_QUANTITY_MG",
     "UNITS_MG",
     "QuantityError",
@@ -38,6 +39,9 @@ UNITS_MG: Final[dict[str, int]] = {"mg": 1, "g": 1_000, "kg": 1_000_000}
 #: The largest quantity a document may carry: 10^15 mg is a million tonnes, far beyond any
 #: legitimate trade, and keeps every value inside CBOR's 64-bit integers.
 MAX_QUANTITY_MG: Final = 10**15
+#: The longest decimal string read: far beyond any quantity or factor, and short enough that
+#: parsing can never be slow (or hit Python's limit on digits in an integer).
+MAX_DECIMAL_LENGTH: Final = 64
 #: A factor is written with at most this many decimal places.
 MAX_FACTOR_PLACES: Final = 8
 
@@ -62,9 +66,14 @@ def parse_decimal(text: str) -> Fraction:
         The exact value.
 
     Raises:
-        QuantityError: ``text`` is not a string or not a plain decimal.
+        QuantityError: ``text`` is not a string, longer than 64 characters, or not a plain
+            decimal.
     """
-    if not isinstance(text, str) or _DECIMAL.fullmatch(text) is None:
+    if not isinstance(text, str) or len(text) > MAX_DECIMAL_LENGTH:
+        raise QuantityError(
+            f"a decimal number is text of at most {MAX_DECIMAL_LENGTH} characters such as '0.7521'"
+        )
+    if _DECIMAL.fullmatch(text) is None:
         raise QuantityError(f"{text!r} is not a plain decimal number such as '0.7521'")
     return Fraction(text)
 

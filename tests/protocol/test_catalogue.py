@@ -152,7 +152,7 @@ BAD_CATALOGUES: list[tuple[str, Any, str]] = [
     ("not-a-map", lambda p: [p], "map"),
     ("extra-key", lambda p: p | {"extra": 1}, "exactly"),
     ("empty-edition", lambda p: p | {"edition": ""}, "edition"),
-    ("no-substances", lambda p: p | {"substances": []}, "non-empty"),
+    ("no-substances", lambda p: p | {"substances": []}, "1 to 10000 entries"),
     ("unsorted", lambda p: p | {"substances": p["substances"][::-1]}, "sorted"),
     ("duplicate", lambda p: p | {"substances": [p["substances"][0]] * 2}, "twice"),
     ("missing-base", lambda p: p | {"substances": [_entry("fentanyl-citrate", p)]}, "base"),
@@ -179,6 +179,12 @@ BAD_CATALOGUES: list[tuple[str, Any, str]] = [
     ),
     ("entry-missing-key", lambda p: (_entry("fentanyl", p).pop("formula"), p)[1], "missing"),
     ("entry-int-field", lambda p: (_entry("fentanyl", p).update(name=5), p)[1], "text"),
+    ("entry-huge-name", lambda p: (_entry("fentanyl", p).update(name="F" * 201), p)[1], "1 to 200"),
+    (
+        "huge-factor",
+        lambda p: (_entry("fentanyl-citrate", p).update(factor="0." + "1" * 5000), p)[1],
+        "1 to 200",
+    ),
 ]
 
 

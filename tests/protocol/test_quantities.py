@@ -85,6 +85,7 @@ def test_parse_quantity_refuses_non_text() -> None:
         pytest.param("-0.5", "plain decimal", id="negative"),
         pytest.param("5e-1", "plain decimal", id="exponent"),
         pytest.param(".5", "plain decimal", id="bare-point"),
+        pytest.param("0." + "1" * 5000, "at most 64", id="huge"),
     ],
 )
 def test_parse_factor_refuses(text: str, words: str) -> None:
