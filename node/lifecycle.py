@@ -12,6 +12,7 @@ Documents received from peers are applied by :mod:`permitnet.node.receiving`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -240,7 +241,19 @@ class NodeServices(QueriesMixin):
                 detail={"doc_type": doc_type},
             )
             await tx.audit(actor, f"draft {doc_type}", draft_id, {})
-        return await self.get_draft(draft_id)
+            created = tx.now
+        return Draft(
+            id=draft_id,
+            doc_type=doc_type,
+            body=json.loads(json.dumps(body)),
+            state="draft",
+            created_by=actor,
+            created_at=created,
+            updated_at=created,
+            held_reason=None,
+            approved_by=None,
+            document_id=None,
+        )
 
     async def get_draft(self, draft_id: str) -> Draft:
         """Return a draft.
@@ -324,7 +337,8 @@ class NodeServices(QueriesMixin):
             if draft.state != "draft":
                 raise ConflictError(f"draft {draft_id} is {draft.state}, not awaiting approval")
             record = await self._sign_draft(tx, draft, actor)
-        return ApprovalResult(draft=await self.get_draft(draft_id), document=record)
+            after = await self._get_draft(tx, draft_id)
+        return ApprovalResult(draft=after, document=record)
 
     async def _sign_draft(self, tx: Tx, draft: Draft, actor: str) -> DocumentRecord | None:
         document = await self._build(tx, draft.doc_type, draft.body, tx.now)
@@ -432,7 +446,7 @@ class NodeServices(QueriesMixin):
                 actor=actor,
                 detail={"endorsement": record.id},
             )
-        return await tx.get_document(record.id)
+        return dataclasses.replace(record, stored_at=tx.now)
 
     async def _delivery_peers(self, tx: Tx, record: DocumentRecord) -> list[str]:
         # A document about a paper certificate goes to no node: the partner has none, and the

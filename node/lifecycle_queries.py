@@ -125,12 +125,12 @@ class QueriesMixin:
             NotFoundError: no unacknowledged alert with this id.
         """
         async with self.store.transaction() as tx:
-            cursor = await tx.conn.execute(
+            changed = await tx.execute_rowcount(
                 "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? "
                 "WHERE id = ? AND acknowledged_at IS NULL",
                 (tx.now, actor, alert_id),
             )
-            if cursor.rowcount != 1:
+            if changed != 1:
                 raise NotFoundError(f"no unacknowledged alert {alert_id}")
             await tx.add_event(
                 "alert",

@@ -120,11 +120,16 @@ class ExchangeMixin:
         return rows[0] if rows else None
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement; return the last inserted rowid (0 if none)."""
-        cursor = await self.conn.execute(sql, params)
-        rowid = cursor.lastrowid
-        await cursor.close()
-        return rowid or 0
+        """Run a statement; return the connection's last inserted rowid (meaningful after INSERT).
+
+        One round trip to the database thread (each await hops threads, so they are counted).
+        """
+        row = await self.conn.execute_insert(sql, params)
+        return int(row[0]) if row else 0
+
+    async def execute_rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an UPDATE or DELETE (without its own RETURNING); return how many rows it changed."""
+        return len(list(await self.conn.execute_fetchall(sql + " RETURNING 1", params)))
 
     async def add_event(
         self,
@@ -188,12 +193,12 @@ class ExchangeMixin:
         Raises:
             NotFoundError: no undelivered outbox row for this document and peer.
         """
-        cursor = await self.conn.execute(
+        changed = await self.execute_rowcount(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
             "WHERE document_id = ? AND peer = ? AND delivered_at IS NULL",
             (error[:2000], next_attempt_at, document_id, peer),
         )
-        if cursor.rowcount != 1:
+        if changed != 1:
             raise NotFoundError(f"no undelivered outbox row for {document_id} to {peer}")
 
     async def outbox_record_delivery(
@@ -207,12 +212,12 @@ class ExchangeMixin:
         Raises:
             NotFoundError: no outbox row for this document and peer.
         """
-        cursor = await self.conn.execute(
+        changed = await self.execute_rowcount(
             "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?, receipt = ?, "
             "last_error = NULL WHERE document_id = ? AND peer = ? AND delivered_at IS NULL",
             (self.now, receipt, document_id, peer),
         )
-        if cursor.rowcount == 1:
+        if changed == 1:
             return True
         if await self.fetchone(
             "SELECT 1 FROM outbox WHERE document_id = ? AND peer = ?", (document_id, peer)

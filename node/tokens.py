@@ -157,10 +157,10 @@ async def revoke_token(store: Store, token_id: str, *, revoked_by: str) -> None:
         NotFoundError: no such token, or it is already revoked.
     """
     async with store.transaction() as tx:
-        cursor = await tx.conn.execute(
+        changed = await tx.execute_rowcount(
             "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
             (tx.now, token_id),
         )
-        if cursor.rowcount != 1:
+        if changed != 1:
             raise NotFoundError(f"no active API token {token_id}")
         await tx.audit(revoked_by, "revoke api token", token_id, {})
