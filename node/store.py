@@ -487,6 +487,11 @@ class Store:
         async with self.read() as tx:
             return await tx.get_document(document_id)
 
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """Run one read-only statement (atomic on its own) in a single round trip."""
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, params))
+
     async def list_documents(
         self,
         *,
@@ -523,12 +528,11 @@ class Store:
 
     async def events_after(self, seq: int, limit: int = 100) -> list[Event]:
         """Return feed events with a sequence number above ``seq``, oldest first."""
-        async with self.read() as tx:
-            rows = await tx.fetchall(
-                "SELECT seq, at, kind, subject, from_state, to_state, actor, detail FROM events "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            )
+        rows = await self.query(
+            "SELECT seq, at, kind, subject, from_state, to_state, actor, detail FROM events "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
         return [
             Event(
                 seq=r[0],

@@ -114,15 +114,14 @@ async def authenticate(store: Store, authorization: str | None) -> ApiToken:
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.startswith(_PREFIX):
         raise UnauthorizedError("the Authorization header must be 'Bearer pnt_...'")
-    async with store.read() as tx:
-        row = await tx.fetchone(
-            "SELECT id, name, actor, scopes, created_at, revoked_at FROM api_tokens "
-            "WHERE token_hash = ?",
-            (_hash(secret.strip()),),
-        )
-    if row is None:
+    rows = await store.query(
+        "SELECT id, name, actor, scopes, created_at, revoked_at FROM api_tokens "
+        "WHERE token_hash = ?",
+        (_hash(secret.strip()),),
+    )
+    if not rows:
         raise UnauthorizedError("unknown API token")
-    token = _token(row)
+    token = _token(rows[0])
     if token.revoked_at is not None:
         raise UnauthorizedError("this API token was revoked")
     return token
