@@ -94,14 +94,18 @@ class Registry:
             raise OperationError(
                 "root keys must be kept offline, outside the served data directory"
             )
+        if (directory / DB_FILE).exists():
+            raise StorageError(f"{directory / DB_FILE} already exists: refusing to overwrite")
         directory.mkdir(parents=True, exist_ok=True)
         root_keys_dir.mkdir(parents=True, exist_ok=True)
-        store = RegistryStore.create(directory / DB_FILE)
         seeds = [secrets.token_bytes(32) for _ in range(root_keys)]
         snapshot_seed = secrets.token_bytes(32)
+        # Keys first (each file created exclusively, so none is ever overwritten), the
+        # database last: a failure leaves no registry whose root keys were never written.
         for number, seed in enumerate(seeds, start=1):
             write_seed(root_keys_dir / f"root-{number}.key", seed)
         write_seed(directory / SNAPSHOT_KEY_FILE, snapshot_seed)
+        store = RegistryStore.create(directory / DB_FILE)
         root = RootMetadata(
             version=1,
             issued_at=now,
