@@ -25,6 +25,7 @@ __all__ = [
     "Preview",
     "authorization_body",
     "certificate_body",
+    "declaration_body",
     "endorsement_body",
     "preview",
     "substance_groups",
@@ -109,6 +110,34 @@ def certificate_body(get: Callable[[str], str]) -> dict[str, Any]:
         "several_consignments": get("several_consignments") == "yes",
         "conditions": get("conditions"),
         "estimate_year": _year(get("estimate_year")),
+    }
+
+
+def declaration_body(get: Callable[[str], str]) -> dict[str, Any]:
+    """Build the export declaration draft body (1971 Schedules III and IV) from the form.
+
+    Raises:
+        ValidationError: a field cannot be read (the message names it).
+    """
+    items = certificate_items(get)
+    for n, item in enumerate(items, start=1):
+        try:
+            entry = DEFAULT_CATALOGUE.get(item["substance"])
+        except CatalogueError as e:
+            raise ValidationError(f"Item {n}: {e}") from e
+        if entry.regime != "export_declaration":
+            raise ValidationError(
+                f"Item {n}: {entry.code} is in Schedule {entry.schedule} of the "
+                f"{entry.convention} Convention, which needs an import certificate and an export "
+                "authorization, not an export declaration"
+            )
+    return {
+        "importing_country": get("importing_country").upper(),
+        "number": get("number"),
+        "date_of_export": _date(get("date_of_export"), "Date of export"),
+        "exporter": _party(get, "exporter"),
+        "importer": _party(get, "importer"),
+        "items": items,
     }
 
 

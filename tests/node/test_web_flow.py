@@ -520,3 +520,42 @@ async def test_paper_certificate_recorded_then_authorized_for_printing(trade: Tr
     # The paper record itself has no signed file to print.
     response = await fr.get(f"/documents/{ic_id}/pdf")
     assert response.status == 400
+
+
+async def test_export_declaration_for_a_1971_schedule_iv_substance(trade: Trade) -> None:
+    fr = trade.fr.client
+    await log_in(fr, "clara")
+    csrf = await _form_csrf(fr, "/declarations/new")
+    page = await (await fr.get("/declarations/new")).text()
+    assert 'value="diazepam"' in page
+    assert 'value="morphine"' not in page  # needs an import certificate, not a declaration
+    form = {
+        "csrf_token": csrf,
+        "importing_country": "DE",
+        "number": "FR-ED-1",
+        "date_of_export": "2026-03-03",
+        "exporter_name": "Laboratoires SA",
+        "exporter_address": "1 rue X, Lyon",
+        "exporter_licence": "FR-L-9",
+        "importer_name": "Pharma GmbH",
+        "importer_address": "Hauptstr. 1, Berlin",
+        "importer_licence": "DE-L-1",
+        "item1_substance": "diazepam",
+        "item1_preparation": "tablets 5 mg",
+        "item1_quantity": "500 g",
+    }
+    response = await fr.post("/declarations/new", data=form | {"item1_substance": "morphine"})
+    assert response.status == 400
+    assert "morphine is in Schedule I of the 1961 Convention" in await response.text()
+    assert await trade.fr.services.list_drafts() == []
+    response = await fr.post("/declarations/new", data=form)
+    assert response.status == 200, await response.text()
+    draft_id = _draft_id(response.url.path)
+    csrf = await log_in(fr, "otto")
+    response = await fr.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    assert response.status == 200, await response.text()
+    declaration_id = _document_id(response.url.path)
+    text = await response.text()
+    assert "Export declaration FR-ED-1" in text
+    assert "diazepam" in text
+    await trade.deliver(trade.fr, declaration_id, trade.de)
