@@ -14,6 +14,7 @@ from permitnet.node.discovery import (
     Advertiser,
     DiscoveredNode,
     DiscoveryError,
+    announce_addresses,
     answer_challenge,
     browse,
     make_challenge,
@@ -270,3 +271,15 @@ async def test_challenge_endpoint_refuses_a_bad_body() -> None:
             assert "not strict CBOR" in await response.text()
     finally:
         await server.close()
+
+
+def test_announce_addresses() -> None:
+    assert announce_addresses("127.0.0.1") == (["127.0.0.1"], ["127.0.0.1"])
+    assert announce_addresses("192.0.2.7") == (["192.0.2.7"], None)
+    addresses, interfaces = announce_addresses("0.0.0.0")
+    assert interfaces is None
+    assert addresses
+    assert "127.0.0.1" not in addresses
+    for bad in ("::1", "node.example"):
+        with pytest.raises(DiscoveryError, match="IPv4 listen address"):
+            announce_addresses(bad)

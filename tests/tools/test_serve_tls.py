@@ -82,6 +82,7 @@ def test_serve_https_with_json_logs(tmp_path: Path) -> None:
             str(key),
             "--log-format",
             "json",
+            "--discovery",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -101,6 +102,16 @@ def test_serve_https_with_json_logs(tmp_path: Path) -> None:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        # Announced on loopback (--discovery), with the https scheme.
+        found = subprocess.run(
+            [PERMITNET, "discover", "--interface", "127.0.0.1", "--seconds", "4", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        urls = [u for row in json.loads(found.stdout) for u in row["urls"]]
+        assert f"https://127.0.0.1:{port}" in urls
         # Plain HTTP on the same port is not served: TLS really is on.
         with pytest.raises((urllib.error.URLError, ConnectionError)):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
