@@ -226,9 +226,17 @@ async def get_status(request: web.Request) -> web.Response:
                 "age_seconds": None if view is None else max(0, now - view.issued_at),
                 "expired": holder.expired(now),
                 "last_error": holder.last_error,
+                "freshness": _freshness(request, now),
             },
         }
     )
+
+
+def _freshness(request: web.Request, now: int) -> str | None:
+    from permitnet.node.app import FETCHER_KEY  # noqa: PLC0415 - app imports this module
+
+    fetcher = request.app.get(FETCHER_KEY)
+    return None if fetcher is None else fetcher.status(now).describe()
 
 
 # Documents -------------------------------------------------------------------------------

@@ -281,6 +281,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     "age_seconds",
                     "expired",
                     "last_error",
+                    "freshness",
                 ],
                 "properties": {
                     "version": _nullable(_INT),
@@ -289,6 +290,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     "age_seconds": _nullable(_INT),
                     "expired": {"type": "boolean"},
                     "last_error": _nullable(_STR),
+                    "freshness": _nullable(_STR),
                 },
             },
         },
