@@ -310,5 +310,8 @@ async def message(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     text = ctx.field("text")
     if not text:
         raise ValidationError("Message: write the message to send")
-    await services(request).send_message({"about": document_id, "text": text}, actor=ctx.username)
+    body: dict[str, str] = {"about": document_id, "text": text}
+    if ctx.field("in_reply_to"):
+        body["in_reply_to"] = ctx.field("in_reply_to")
+    await services(request).send_message(body, actor=ctx.username)
     raise web.HTTPSeeOther(f"/documents/{document_id}#messages")

@@ -559,3 +559,33 @@ async def test_export_declaration_for_a_1971_schedule_iv_substance(trade: Trade)
     assert "Export declaration FR-ED-1" in text
     assert "diazepam" in text
     await trade.deliver(trade.fr, declaration_id, trade.de)
+
+
+async def test_messages_between_authorities_are_threaded(trade: Trade) -> None:
+    ic_id = await _signed_certificate(trade)
+    de = trade.de.client
+    csrf = await log_in(de, "clara")
+    response = await de.post(
+        f"/documents/{ic_id}/message",
+        data={"csrf_token": csrf, "text": "Please confirm the\\nshipping date."},
+    )
+    assert response.status == 200
+    (message,) = await trade.de.services.store.list_documents(doc_type="message")
+    assert message.recipient == "FR"
+    await trade.deliver(trade.de, ic_id, trade.fr)
+    await trade.deliver(trade.de, message.id, trade.fr)
+    fr = trade.fr.client
+    csrf = await log_in(fr, "clara")
+    page = await (await fr.get(f"/documents/{ic_id}")).text()
+    assert "Please confirm the\\nshipping date." in page
+    assert f'name="in_reply_to" value="{message.id}"' in page
+    response = await fr.post(
+        f"/documents/{ic_id}/message",
+        data={"csrf_token": csrf, "text": "Shipping on 10 March.", "in_reply_to": message.id},
+    )
+    assert response.status == 200
+    page = await response.text()
+    assert "in reply to" in page
+    response = await fr.post(f"/documents/{ic_id}/message", data={"csrf_token": csrf, "text": ""})
+    assert response.status == 400
+    assert "write the message" in await response.text()
