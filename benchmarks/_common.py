@@ -2,8 +2,8 @@
 
 Every figure a benchmark prints stands beside the raw limit it is measured against (raw PyNaCl
 Ed25519 verify/s, raw sqlite3 inserts/s, ...), measured in the same run with rounds of the two
-interleaved, so that the noise of a shared machine hits both alike and the ratio means
-something (docs/performance.md). Nothing here asserts a timing.
+interleaved, so that the noise of a shared machine hits both alike; the ratio printed is the
+median of the per-round ratios (docs/performance.md). Nothing here asserts a timing.
 
 Usage::
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Bench", "Row", "measure", "parse_args"]
+__all__ = ["Bench", "Row", "measure", "parse_args", "sample"]
 
 #: Seconds one timed batch aims to take; short enough to interleave, long enough to time.
 ROUND_SECONDS = 0.1
@@ -52,18 +52,18 @@ def _time_batch(fn: Callable[[], object], calls: int) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def measure(
+def sample(
     fns: list[Callable[[], object]],
     *,
     rounds: int = 7,
     round_seconds: float = ROUND_SECONDS,
     max_seconds: float = 10.0,
-) -> list[float]:
-    """Return the median calls/s of each function, their rounds interleaved.
+) -> list[list[float]]:
+    """Return the calls/s of each function in each round, the rounds interleaved.
 
     Args:
         fns: the functions to time; round ``i`` of each runs before round ``i + 1`` of any.
-        rounds: how many rounds to take the median of.
+        rounds: how many rounds to take.
         round_seconds: how long one round of one function aims to take.
         max_seconds: stop after this many seconds even if fewer rounds ran (at least one).
     """
@@ -71,11 +71,23 @@ def measure(
     samples: list[list[float]] = [[] for _ in fns]
     deadline = time.perf_counter() + max_seconds
     for _ in range(rounds):
-        for fn, calls, sample in zip(fns, sizes, samples, strict=True):
-            sample.append(_time_batch(fn, calls))
+        for fn, calls, rates in zip(fns, sizes, samples, strict=True):
+            rates.append(_time_batch(fn, calls))
         if time.perf_counter() > deadline:
             break
-    return [statistics.median(sample) for sample in samples]
+    return samples
+
+
+def measure(
+    fns: list[Callable[[], object]],
+    *,
+    rounds: int = 7,
+    round_seconds: float = ROUND_SECONDS,
+    max_seconds: float = 10.0,
+) -> list[float]:
+    """Return the median calls/s of each function, their rounds interleaved (see sample)."""
+    samples = sample(fns, rounds=rounds, round_seconds=round_seconds, max_seconds=max_seconds)
+    return [statistics.median(rates) for rates in samples]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,11 +98,9 @@ class Row:
     per_second: float
     limit_name: str
     limit_per_second: float
-
-    @property
-    def ratio(self) -> float:
-        """The operation's rate as a fraction of the limit's."""
-        return self.per_second / self.limit_per_second
+    #: The median over rounds of (operation rate / limit rate) in the same round: steadier
+    #: than the ratio of the medians when the machine's load changes during the run.
+    ratio: float
 
     def line(self) -> str:
         """The row as one aligned line."""
@@ -119,10 +129,16 @@ class Bench:
     ) -> Row:
         """Time ``fn`` and the raw limit ``limit`` = (name, function), interleaved; keep the row."""
         limit_name, limit_fn = limit
-        rate, limit_rate = measure(
+        rates, limit_rates = sample(
             [fn, limit_fn], rounds=self.rounds, round_seconds=self.round_seconds
         )
-        row = Row(name=name, per_second=rate, limit_name=limit_name, limit_per_second=limit_rate)
+        row = Row(
+            name=name,
+            per_second=statistics.median(rates),
+            limit_name=limit_name,
+            limit_per_second=statistics.median(limit_rates),
+            ratio=statistics.median(a / b for a, b in zip(rates, limit_rates, strict=True)),
+        )
         self.rows.append(row)
         print(row.line(), flush=True)
         return row

@@ -97,7 +97,7 @@ def import_certificate() -> dict[str, object]:
 def main() -> int:
     """Run the benchmark and print its table."""
     args = parse_args(__doc__ or "")
-    bench = Bench(title="Protocol", rounds=3 if args.quick else 9)
+    bench = Bench(title="Protocol", rounds=3 if args.quick else 15)
     if args.quick:
         bench.round_seconds = 0.02
 
