@@ -96,7 +96,9 @@ class Verdict:
         registry_expires_at: when that snapshot expires (Unix seconds).
         warnings: things the reader must know even though the document is authentic.
         sections: every field of the authentic document, for display.
-        signed: the verified document, for callers that show more.
+        signed: the verified signed document, for callers that show more. Also set when
+            only the PDF around an authentic signed document failed (its words or pages were
+            altered): the reason says so, and ``authentic`` is False.
     """
 
     authentic: bool
@@ -378,9 +380,23 @@ def _chain(signed: SignedDocument) -> tuple[ChainLink, ...]:
     return ()
 
 
-def _words(pdf: bytes) -> list[str]:
+def _words(pdf: bytes, pages: int | None = None) -> list[str]:
+    """Return the words printed on a PDF's pages.
+
+    Raises:
+        _PageCountError: ``pages`` is given and the PDF has another number of pages (checked
+            before any text is extracted, so a PDF of a million pages costs nothing).
+    """
     reader = PdfReader(io.BytesIO(pdf), strict=False)
+    if pages is not None and len(reader.pages) != pages:
+        raise _PageCountError(len(reader.pages))
     return " ".join(page.extract_text() for page in reader.pages).split()
+
+
+class _PageCountError(Exception):
+    def __init__(self, pages: int) -> None:
+        super().__init__(pages)
+        self.pages = pages
 
 
 def _compare_printed_text(
@@ -396,9 +412,16 @@ def _compare_printed_text(
         # Printing is deterministic: an untouched printout is byte for byte the reprint, and
         # comparing bytes spares extracting the text of both (the slow part).
         return None
+    expected_pages = len(PdfReader(io.BytesIO(reprinted)).pages)
     expected = _words(reprinted)
     try:
-        actual = _words(data)
+        actual = _words(data, expected_pages)
+    except _PageCountError as e:
+        return (
+            f"the PDF has been altered: it has {e.pages} pages where its signed document "
+            f"prints on {expected_pages}; the signed document inside it is authentic, the "
+            "printout is not"
+        )
     except (PyPdfError, ValueError, KeyError, TypeError) as e:
         return f"the PDF's printed text cannot be read: {e}"
     if actual == expected:
