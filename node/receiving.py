@@ -268,14 +268,29 @@ async def _apply_endorsement(
             "endorsement-wrong-country",
             f"{endorsement.issuer} endorsed an authorization for {authorization.importing_country}",
         )
+    if ea_record.state == "endorsed":
+        raise RuleViolation(
+            "already-endorsed",
+            f"export authorization {authorization.number} was already endorsed",
+        )
     problems = checks.endorsement_discrepancies(endorsement, authorization)
     await tx.insert_document(record, actor=f"peer:{endorsement.issuer}")
-    await tx.set_state(
-        ea_record.id,
-        "endorsed",
-        actor=f"peer:{endorsement.issuer}",
-        detail={"endorsement": signed.id_hex},
-    )
+    if ea_record.state == "cancelled":
+        # The goods arrived under an authorization this country cancelled: keep the record,
+        # leave the authorization cancelled, and make sure an official looks at it.
+        await tx.raise_alert(
+            "endorsed_after_cancellation",
+            ea_record.id,
+            f"{endorsement.issuer} endorsed export authorization {authorization.number}, "
+            "which this country had cancelled",
+        )
+    else:
+        await tx.set_state(
+            ea_record.id,
+            "endorsed",
+            actor=f"peer:{endorsement.issuer}",
+            detail={"endorsement": signed.id_hex},
+        )
     if problems:
         await tx.raise_alert(
             "quantity_mismatch",

@@ -12,14 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from permitnet.node.drafting import build_export_authorization, decode_stored
+from permitnet.node.drafting import (
+    build_endorsement,
+    build_export_authorization,
+    decode_stored,
+)
 from permitnet.node.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from permitnet.node.keystore import SigningKey, generate_seed
 from permitnet.node.lifecycle import NodeServices
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.store import DocumentRecord, Store
 from permitnet.node.testing import TestCountry, estimate, registry_view
-from permitnet.protocol.documents import ImportCertificate
+from permitnet.protocol.documents import ExportAuthorization, ImportCertificate
 from permitnet.protocol.errors import DocumentError, RuleViolation
 from permitnet.protocol.signed import SignedDocument
 
@@ -537,3 +541,48 @@ async def test_declaration_only_for_declaration_regime(world: World) -> None:
     )
     with pytest.raises(RuleViolation, match="authorization-required"):
         await world.fr.services.approve_draft(draft.id, actor="officer")
+
+
+async def _endorsement(world: World, ea: DocumentRecord, mg: int) -> SignedDocument:
+    certificate = decode_stored(await world.de.store.get_document(ea.id))
+    assert isinstance(certificate, ExportAuthorization)
+    endorsement = build_endorsement(
+        {
+            "export_authorization": ea.id,
+            "date_received": "2026-03-10",
+            "received": [{"line": 0, "quantity_mg": mg}],
+        },
+        issuer="DE",
+        authority="Authority DE",
+        issued_at=NOW,
+        authorization=certificate,
+        authorization_id=ea.id,
+    )
+    return SignedDocument.sign(endorsement, signing_key=world.de.key.seed, kid=world.de.key.kid)
+
+
+async def test_second_endorsement_refused_and_endorsement_after_cancellation_alerts(
+    world: World,
+) -> None:
+    ic = await _fr_with_ic(world)
+    ea = await issue(world.fr, "export_authorization", ea_body(ic.id))
+    await deliver(world.fr, ea, world.de)
+    first = await _endorsement(world, ea, 4000)
+    assert await world.fr.services.apply_received(first, from_peer="DE") == "accepted"
+    second = await _endorsement(world, ea, 3000)
+    with pytest.raises(RuleViolation, match="already-endorsed"):
+        await world.fr.services.apply_received(second, from_peer="DE")
+
+
+async def test_endorsement_of_a_cancelled_authorization_alerts(world: World) -> None:
+    ic = await _fr_with_ic(world)
+    ea = await issue(world.fr, "export_authorization", ea_body(ic.id, 3000))
+    await deliver(world.fr, ea, world.de)
+    # FR cancels; the goods arrive at DE before the cancellation does.
+    await issue(world.fr, "cancellation", {"document": ea.id, "reason": "exporter's licence"})
+    endorsement = await _endorsement(world, ea, 3000)
+    assert await world.fr.services.apply_received(endorsement, from_peer="DE") == "accepted"
+    assert (await world.fr.store.get_document(ea.id)).state == "cancelled"
+    (alert,) = await world.fr.services.list_alerts()
+    assert alert.kind == "endorsed_after_cancellation"
+    assert "FR-EA-1" in alert.message
