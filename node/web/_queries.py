@@ -60,6 +60,7 @@ class Todo:
     held_drafts: list[dict[str, Any]]
     drafts_to_approve: list[dict[str, Any]]
     pending_inbound: int
+    messages: list[dict[str, Any]]
 
 
 _DOC_SELECT: Final = (
@@ -133,6 +134,13 @@ async def dashboard(store: Store, *, country: str, today: dt.date, limit: int = 
             (limit * 2,),
         )
         pending = await tx.fetchone("SELECT count(*) FROM inbound_pending")
+        messages = await tx.fetchall(
+            "SELECT m.id, m.issuer, m.issued_at, m.refers_to, d.doc_type, d.reference "
+            "FROM documents m LEFT JOIN documents d ON d.id = m.refers_to "
+            "WHERE m.doc_type = 'message' AND m.direction = 'inbound' AND m.issued_at >= ? "
+            "ORDER BY m.issued_at DESC LIMIT ?",
+            (_day_start(today.isoformat()) - 14 * 86400, limit),
+        )
     draft_rows = [
         {
             "id": r[0],
@@ -166,6 +174,17 @@ async def dashboard(store: Store, *, country: str, today: dt.date, limit: int = 
         held_drafts=[d for d in draft_rows if d["state"] == "held"],
         drafts_to_approve=[d for d in draft_rows if d["state"] == "draft"],
         pending_inbound=int(pending[0]) if pending else 0,
+        messages=[
+            {
+                "id": r[0],
+                "issuer": r[1],
+                "issued_at": r[2],
+                "about": r[3],
+                "about_type": r[4],
+                "about_reference": r[5],
+            }
+            for r in messages
+        ],
     )
 
 

@@ -576,6 +576,8 @@ async def test_messages_between_authorities_are_threaded(trade: Trade) -> None:
     await trade.deliver(trade.de, message.id, trade.fr)
     fr = trade.fr.client
     csrf = await log_in(fr, "clara")
+    dashboard = await (await fr.get("/")).text()
+    assert f'href="/documents/{ic_id}#messages">import certificate DE-IC-2026-1</a>' in dashboard
     page = await (await fr.get(f"/documents/{ic_id}")).text()
     assert "Please confirm the\\nshipping date." in page
     assert f'name="in_reply_to" value="{message.id}"' in page
@@ -589,3 +591,36 @@ async def test_messages_between_authorities_are_threaded(trade: Trade) -> None:
     response = await fr.post(f"/documents/{ic_id}/message", data={"csrf_token": csrf, "text": ""})
     assert response.status == 400
     assert "write the message" in await response.text()
+
+
+async def test_cancel_an_issued_certificate(trade: Trade) -> None:
+    ic_id = await _signed_certificate(trade)
+    de = trade.de.client
+    csrf = await log_in(de, "clara")
+    page = await (await de.get(f"/documents/{ic_id}")).text()
+    assert "Prepare the cancellation" in page
+    response = await de.post(f"/documents/{ic_id}/cancel", data={"csrf_token": csrf, "reason": ""})
+    assert response.status == 400
+    assert "say why" in await response.text()
+    response = await de.post(
+        f"/documents/{ic_id}/cancel",
+        data={"csrf_token": csrf, "reason": "importer's licence withdrawn"},
+    )
+    assert response.status == 200
+    draft_id = _draft_id(response.url.path)
+    csrf = await log_in(de, "olga")
+    response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
+    assert response.status == 200, await response.text()
+    page = await (await de.get(f"/documents/{ic_id}")).text()
+    assert "Cancelled</strong> by DE (Germany)" in page
+    assert "importer&#39;s licence withdrawn" in page
+    assert "Prepare the cancellation" not in page
+    assert (await trade.de.services.store.get_document(ic_id)).state == "cancelled"
+    # A received certificate cannot be cancelled by the receiver.
+    await trade.deliver(trade.de, ic_id, trade.fr)
+    csrf = await log_in(trade.fr.client, "clara")
+    response = await trade.fr.client.post(
+        f"/documents/{ic_id}/cancel", data={"csrf_token": csrf, "reason": "not ours"}
+    )
+    assert response.status == 400
+    assert "only documents this node issued can be cancelled" in await response.text()
