@@ -10,64 +10,45 @@ an audit row in the same transaction as its change; a refused operation is audit
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import logging
 import secrets
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import pycountry
 
 from permitnet.protocol.cose import key_id, public_key_from_seed
-from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_publish import PreviousHead, Publication, publish
 from permitnet.protocol.registry_records import (
     CatalogueEdition,
     CountryRecord,
     Estimate,
     EstimateKind,
-    KeyRecord,
-    Record,
     check_country,
-    decode_record,
-    encode_record,
 )
-from permitnet.protocol.registry_requests import verify_key_request
 from permitnet.protocol.registry_root import RootMetadata, sign_root
-from permitnet.protocol.registry_view import RegistryState, fold
+from permitnet.registry.base import (
+    DB_FILE,
+    DEFAULT_EXPIRY_SECONDS,
+    PUBLIC_ACTOR,
+    SNAPSHOT_KEY_FILE,
+)
 from permitnet.registry.errors import (
-    ConflictError,
-    NotFoundError,
     OperationError,
     StorageError,
-    UnauthorizedError,
 )
-from permitnet.registry.key_changes import describe_request, key_records_for, revoked_record
+from permitnet.registry.key_ops import KeyOperations
 from permitnet.registry.keys import read_seed, write_seed
-from permitnet.registry.store import KeyRequestRow, RegistryStore
+from permitnet.registry.store import RegistryStore
+from permitnet.registry.token_ops import TokenOperations
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
 __all__ = ["DB_FILE", "DEFAULT_EXPIRY_SECONDS", "PUBLIC_ACTOR", "SNAPSHOT_KEY_FILE", "Registry"]
 
-DB_FILE: Final = "registry.sqlite"
-SNAPSHOT_KEY_FILE: Final = "snapshot.key"
-DEFAULT_EXPIRY_SECONDS: Final = 7 * 86_400
-#: The actor of key requests received on the public endpoint.
-PUBLIC_ACTOR: Final = "public"
-_log = logging.getLogger(__name__)
 
-
-class Registry:
+class Registry(KeyOperations, TokenOperations):
     """An open registry data directory."""
-
-    def __init__(self, directory: Path, store: RegistryStore, snapshot_seed: bytes) -> None:
-        self.directory = directory
-        self.store = store
-        self._seed = snapshot_seed
-        self.state: RegistryState = fold(decode_record(r) for r in store.records())
 
     @classmethod
     def init(
@@ -135,55 +116,6 @@ class Registry:
         store = RegistryStore.open(directory / DB_FILE)
         return cls(directory, store, read_seed(directory / SNAPSHOT_KEY_FILE))
 
-    def close(self) -> None:
-        """Close the database."""
-        self.store.close()
-
-    @property
-    def root(self) -> RootMetadata:
-        """The newest root metadata."""
-        return RootMetadata.verify_signed(self.store.root())
-
-    @contextlib.contextmanager
-    def _audited(
-        self, actor: str, now: int, action: str, detail: dict[str, object]
-    ) -> Iterator[None]:
-        """Audit a refused operation (a successful one audits inside its transaction).
-
-        Refused anonymous submissions are only logged: auditing them would let anyone on the
-        network grow the database.
-        """
-        try:
-            yield
-        except (OperationError, ProtocolError) as e:
-            if actor == PUBLIC_ACTOR:
-                _log.warning("refused %s from the public endpoint: %s", action, e)
-                raise
-            with self.store.transaction() as db:
-                self.store.audit(
-                    db,
-                    at=now,
-                    actor=actor,
-                    action=f"{action} refused",
-                    detail={**detail, "error": str(e)},
-                )
-            raise
-
-    def _commit(
-        self,
-        records: Sequence[Record],
-        *,
-        actor: str,
-        now: int,
-        action: str,
-        detail: dict[str, object],
-    ) -> None:
-        state = fold(records, self.state)  # raises RecordError before anything is written
-        with self.store.transaction() as db:
-            self.store.append(db, [encode_record(r) for r in records], now)
-            self.store.audit(db, at=now, actor=actor, action=action, detail=detail)
-        self.state = state
-
     # ------------------------------------------------------------------ countries
 
     def set_country(
@@ -219,119 +151,6 @@ class Registry:
                 contact=contact,
             )
             self._commit([record], actor=actor, now=now, action="set-country", detail=detail)
-            return record
-
-    # ------------------------------------------------------------------ keys
-
-    def submit_key_request(self, raw: bytes, *, actor: str, now: int) -> KeyRequestRow:
-        """Verify and store a key request for the operator's decision.
-
-        Raises:
-            RegistryError: the request is malformed or not signed as its action requires.
-        """
-        with self._audited(actor, now, "submit-key-request", {"bytes": len(raw)}):
-            request = verify_key_request(raw, self.state.keys)
-            if request.country not in self.state.countries:
-                raise NotFoundError(f"{request.country} is not a registered country")
-            with self.store.transaction() as db:
-                request_id = self.store.add_request(
-                    db, raw=raw, action=request.action, country=request.country, at=now
-                )
-                self.store.audit(
-                    db,
-                    at=now,
-                    actor=actor,
-                    action="submit-key-request",
-                    detail={"id": request_id, **describe_request(request)},
-                )
-            return self.store.request(request_id)
-
-    def approve_key_request(
-        self,
-        request_id: int,
-        *,
-        fingerprint: str | None,
-        overlap_seconds: int,
-        actor: str,
-        now: int,
-    ) -> list[KeyRecord]:
-        """Apply a pending key request after out-of-band confirmation.
-
-        Args:
-            request_id: the stored request.
-            fingerprint: the new key's kid in hex, as confirmed with the country out of
-                band; required for an enrollment.
-            overlap_seconds: how long a rotated-out key stays valid after the new key starts.
-            actor: who approves.
-            now: the clock.
-
-        Raises:
-            NotFoundError: no such request.
-            ConflictError: not pending, or the key already exists.
-            OperationError: the fingerprint is missing or does not match.
-            RegistryError: the request no longer verifies against the current keys.
-        """
-        with self._audited(actor, now, "approve-key-request", {"id": request_id}):
-            row = self.store.request(request_id)
-            if row.status != "pending":
-                raise ConflictError(f"key request {request_id} is already {row.status}")
-            request = verify_key_request(row.raw, self.state.keys)
-            records = key_records_for(self.state.keys, request, fingerprint, overlap_seconds, now)
-            state = fold(records, self.state)
-            with self.store.transaction() as db:
-                self.store.append(db, [encode_record(r) for r in records], now)
-                self.store.decide_request(db, request_id, "approved", actor, now)
-                self.store.audit(
-                    db,
-                    at=now,
-                    actor=actor,
-                    action="approve-key-request",
-                    detail={"id": request_id, **describe_request(request)},
-                )
-            self.state = state
-            return records
-
-    def reject_key_request(self, request_id: int, *, reason: str, actor: str, now: int) -> None:
-        """Reject a pending key request.
-
-        Raises:
-            NotFoundError: no such request.
-            ConflictError: not pending.
-        """
-        with self._audited(actor, now, "reject-key-request", {"id": request_id}):
-            row = self.store.request(request_id)
-            if row.status != "pending":
-                raise ConflictError(f"key request {request_id} is already {row.status}")
-            with self.store.transaction() as db:
-                self.store.decide_request(db, request_id, "rejected", actor, now)
-                self.store.audit(
-                    db,
-                    at=now,
-                    actor=actor,
-                    action="reject-key-request",
-                    detail={"id": request_id, "reason": reason},
-                )
-
-    def revoke_key(
-        self, kid: bytes, *, compromised_at: int, reason: str, actor: str, now: int
-    ) -> KeyRecord:
-        """Revoke any key as the operator.
-
-        Raises:
-            NotFoundError: no such key.
-            RecordError: no reason given.
-        """
-        detail: dict[str, object] = {
-            "kid": kid.hex(),
-            "compromised_at": compromised_at,
-            "reason": reason,
-        }
-        with self._audited(actor, now, "revoke-key", detail):
-            key = self.state.keys.get(kid)
-            if key is None:
-                raise NotFoundError(f"no key {kid.hex()}")
-            record = revoked_record(key, compromised_at, reason)
-            self._commit([record], actor=actor, now=now, action="revoke-key", detail=detail)
             return record
 
     # ------------------------------------------------------------------ estimates
@@ -488,50 +307,3 @@ class Registry:
                 self._seed = seed
         self.publish(actor=actor, now=now)
         return new
-
-    # ------------------------------------------------------------------ admin tokens
-
-    def add_token(self, name: str, *, actor: str, now: int) -> str:
-        """Create an admin bearer token; only its SHA-256 is stored. Return it (shown once).
-
-        Raises:
-            ConflictError: a token with this name exists.
-        """
-        token = secrets.token_urlsafe(32)
-        with self._audited(actor, now, "add-token", {"name": name}):
-            if any(n == name for n, _, _ in self.store.token_names()):
-                raise ConflictError(f"a token named {name!r} exists")
-            with self.store.transaction() as db:
-                self.store.add_token(db, name, _token_hash(token), now)
-                self.store.audit(db, at=now, actor=actor, action="add-token", detail={"name": name})
-        return token
-
-    def revoke_token(self, name: str, *, actor: str, now: int) -> None:
-        """Revoke an admin token.
-
-        Raises:
-            NotFoundError: no unrevoked token with this name.
-        """
-        with (
-            self._audited(actor, now, "revoke-token", {"name": name}),
-            self.store.transaction() as db,
-        ):
-            if not self.store.revoke_token(db, name, now):
-                raise NotFoundError(f"no active token named {name!r}")
-            self.store.audit(db, at=now, actor=actor, action="revoke-token", detail={"name": name})
-
-    def authenticate(self, token: str) -> str:
-        """Return the name of the admin token, as the actor for the audit log.
-
-        Raises:
-            UnauthorizedError: unknown or revoked token.
-        """
-        name = self.store.token_name(_token_hash(token))
-        if name is None:
-            raise UnauthorizedError("unknown or revoked admin token")
-        return f"token:{name}"
-
-
-def _token_hash(token: str) -> bytes:
-    # Tokens are 256 random bits, so one SHA-256 suffices: no dictionary to slow down.
-    return hashlib.sha256(token.encode()).digest()
