@@ -352,7 +352,9 @@ class RegistryFetcher:
 
     async def _full(self, mirror: str, now: int) -> RegistryView:
         body = await self._get_required(f"{mirror}/v1/snapshot/latest", MAX_SNAPSHOT_SIZE)
-        view = self._trusted.update_snapshot(body, now=now)
+        # Verifying a world-scale snapshot takes a second or more: off the event loop, so
+        # that the node keeps serving meanwhile (the fetcher's lock keeps it single-flight).
+        view = await asyncio.to_thread(self._trusted.update_snapshot, body, now=now)
         self._cached_snapshot, self._cached_deltas = body, []
         await self._save_snapshot(body)
         return view
