@@ -21,7 +21,12 @@ from aiohttp import web
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_snapshot import encode_delta_bundle
 from permitnet.registry.admin import routes as admin_routes
-from permitnet.registry.errors import NotFoundError, OperationError, RegistryServerError
+from permitnet.registry.errors import (
+    NotFoundError,
+    OperationError,
+    RegistryServerError,
+    TooManyRequestsError,
+)
 from permitnet.registry.runner import RUNNER, Runner, cbor_response
 from permitnet.registry.service import PUBLIC_ACTOR, Registry
 
@@ -196,7 +201,9 @@ async def submit_key_request(request: web.Request) -> web.Response:
     raw = await request.read()
     pending = await runner.run(lambda r: len(r.store.requests("pending")))
     if pending >= MAX_PENDING_REQUESTS:
-        raise OperationError("too many key requests are waiting: try again later")
+        raise TooManyRequestsError(
+            f"{pending} key requests are waiting for the operator: try again later"
+        )
     row = await runner.run(
         lambda r: r.submit_key_request(raw, actor=PUBLIC_ACTOR, now=runner.clock())
     )

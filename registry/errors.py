@@ -12,6 +12,7 @@ __all__ = [
     "OperationError",
     "RegistryServerError",
     "StorageError",
+    "TooManyRequestsError",
     "UnauthorizedError",
 ]
 
@@ -42,6 +43,12 @@ class ConflictError(OperationError):
     """The operation conflicts with what the registry already holds."""
 
     status_hint = 409
+
+
+class TooManyRequestsError(OperationError):
+    """Too many anonymous key requests are waiting for a decision."""
+
+    status_hint = 429
 
 
 class UnauthorizedError(RegistryServerError):

@@ -235,3 +235,15 @@ async def test_oversized_and_malformed_bodies(client: Client, token: str) -> Non
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     assert not_json.status == 400
+
+
+async def test_pending_key_requests_are_capped(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("permitnet.registry.app.MAX_PENDING_REQUESTS", 1)
+    first = build_enrollment_request(seed("a"), country="DE", valid_from=T0, requested_at=T0)
+    second = build_enrollment_request(seed("b"), country="DE", valid_from=T0, requested_at=T0)
+    assert (await client.post("/v1/key-requests", data=first)).status == 201
+    refused = await client.post("/v1/key-requests", data=second)
+    assert refused.status == 429
+    assert "waiting" in (await refused.json())["message"]
