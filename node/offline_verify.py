@@ -6,7 +6,8 @@ verifies the signed document in it against a registry view with the same
 returns a :class:`Verdict`: authentic or not, and why; who issued it, with which key and that
 key's status; whether it is in force; what it refers to; which registry snapshot was used.
 
-A PDF is also checked as a whole: its printed text must be the text that printing its signed
+A PDF is also checked as a whole (:mod:`permitnet.node.printout_check`): its printed text must be
+the text that printing its signed
 document gives. A printout whose words were changed after printing (a quantity, a name) is
 refused even though its attachment is authentic, because a person reads the words.
 
@@ -18,17 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from permitnet.node.offline_inputs import UnreadableInputError, extract_signed
 from permitnet.node.print_content import country_name, format_instant, reference
 from permitnet.node.printing import PRINTABLE_TYPES, document_sections, document_title
-from permitnet.node.printing import print_document as _print_document
+from permitnet.node.printout_check import compare_printout
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.documents import (
     Cancellation,
@@ -245,7 +242,7 @@ def verify_offline(
     warnings.extend(_key_warnings(key))
     reason = None
     if data.startswith(b"%PDF-") and signed.document.DOCUMENT_TYPE in PRINTABLE_TYPES:
-        reason = _compare_printed_text(data, signed, catalogue, warnings)
+        reason = compare_printout(data, signed, catalogue=catalogue, warnings=warnings)
     document = signed.document
     return Verdict(
         authentic=reason is None,
@@ -378,63 +375,3 @@ def _chain(signed: SignedDocument) -> tuple[ChainLink, ...]:
             ChainLink(relation="is a message about document", document_id=document.about.hex()),
         )
     return ()
-
-
-def _words(pdf: bytes, pages: int | None = None) -> list[str]:
-    """Return the words printed on a PDF's pages.
-
-    Raises:
-        _PageCountError: ``pages`` is given and the PDF has another number of pages (checked
-            before any text is extracted, so a PDF of a million pages costs nothing).
-    """
-    reader = PdfReader(io.BytesIO(pdf), strict=False)
-    if pages is not None and len(reader.pages) != pages:
-        raise _PageCountError(len(reader.pages))
-    return " ".join(page.extract_text() for page in reader.pages).split()
-
-
-class _PageCountError(Exception):
-    def __init__(self, pages: int) -> None:
-        super().__init__(pages)
-        self.pages = pages
-
-
-def _compare_printed_text(
-    data: bytes, signed: SignedDocument, catalogue: Catalogue, warnings: list[str]
-) -> str | None:
-    """Return why the PDF's printed words differ from the signed document's, or None."""
-    try:
-        reprinted = _print_document(signed, catalogue=catalogue)
-    except Exception as e:  # noqa: BLE001 - a printing failure must not hide the verdict
-        warnings.append(f"the printed text of the PDF could not be compared: {e}")
-        return None
-    if reprinted == data:
-        # Printing is deterministic: an untouched printout is byte for byte the reprint, and
-        # comparing bytes spares extracting the text of both (the slow part).
-        return None
-    expected_pages = len(PdfReader(io.BytesIO(reprinted)).pages)
-    expected = _words(reprinted)
-    try:
-        actual = _words(data, expected_pages)
-    except _PageCountError as e:
-        return (
-            f"the PDF has been altered: it has {e.pages} pages where its signed document "
-            f"prints on {expected_pages}; the signed document inside it is authentic, the "
-            "printout is not"
-        )
-    except (PyPdfError, ValueError, KeyError, TypeError) as e:
-        return f"the PDF's printed text cannot be read: {e}"
-    if actual == expected:
-        return None
-    for position, (got, wanted) in enumerate(zip(actual, expected, strict=False)):
-        if got != wanted:
-            context = " ".join(actual[max(0, position - 4) : position + 4])
-            return (
-                f"the PDF's printed text was altered: it reads {got!r} where the signed "
-                f'document says {wanted!r} (near "{context}"); the signed document inside it '
-                "is authentic, the printout is not"
-            )
-    return (
-        "the PDF's printed text was altered: text was added or removed; the signed document "
-        "inside it is authentic, the printout is not"
-    )

@@ -11,21 +11,20 @@ resolution and each module is exactly :data:`MODULE_MM` wide on paper.
 
 from __future__ import annotations
 
-import functools
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import segno
-from fontTools.ttLib import TTFont, TTLibError
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.errors import FPDFException
 from fpdf.fonts import FontFace
 
-from permitnet.node.errors import NodeError
+from permitnet.node.print_fonts import FONT_DIR, FONT_FILES, PrintError, check_printable
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "ERROR_CORRECTION_LEVELS",
@@ -50,26 +49,13 @@ QUIET_ZONE_MODULES: Final = 4
 #: documents are folded, stamped, signed across and photocopied. A document too large for
 #: Q at version 40 falls back to M (15 %), then L (7 %), rather than not printing at all.
 ERROR_CORRECTION_LEVELS: Final = ("Q", "M", "L")
-#: Debian's fonts-dejavu-core: DejaVu Sans covers Latin, Greek and Cyrillic, so names and
-#: addresses print as written (the PDF core fonts are Latin-1 only and would mangle them).
-FONT_DIR: Final = Path("/usr/share/fonts/truetype/dejavu")
 _FONT = "DejaVu"
-# fpdf2 subsets the fonts with fontTools, which logs every table it prunes at INFO: that is
-# library chatter, not news for an operator, and it would bury a command's one-line answer.
-logging.getLogger("fontTools").setLevel(logging.WARNING)
 _PAGE_WIDTH: Final = 210.0
 _MARGIN: Final = 15.0
 _CONTENT_WIDTH: Final = _PAGE_WIDTH - 2 * _MARGIN
 _INK: Final = (20, 33, 61)
 _GREY: Final = (90, 90, 90)
 _BAND: Final = (228, 233, 242)
-
-
-class PrintError(NodeError):
-    """A document that cannot be printed: no font, or too large for a QR code."""
-
-    status_hint = 500
-    code = "print_error"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,11 +137,11 @@ def draw_sheet(sheet: Sheet, *, font_dir: Path = FONT_DIR) -> bytes:
         PrintError: the fonts are missing, or the QR text does not fit a QR code.
     """
     code, level = qr_matrix(sheet.qr_text)
-    _check_glyphs(sheet, font_dir)
+    check_printable(_texts(sheet), font_dir)
     pdf = _Pdf(sheet)
     try:
-        pdf.add_font(_FONT, "", str(font_dir / "DejaVuSans.ttf"))
-        pdf.add_font(_FONT, "B", str(font_dir / "DejaVuSans-Bold.ttf"))
+        for style, name in FONT_FILES.items():
+            pdf.add_font(_FONT, style, str(font_dir / name))
     except (OSError, FPDFException) as e:
         raise PrintError(
             f"cannot load the DejaVu fonts from {font_dir} (Debian package fonts-dejavu-core): {e}"
@@ -191,31 +177,8 @@ def draw_sheet(sheet: Sheet, *, font_dir: Path = FONT_DIR) -> bytes:
         raise PrintError(f"cannot write the PDF: {e}") from e
 
 
-@functools.lru_cache(maxsize=4)
-def _glyphs(font_dir: Path) -> frozenset[int]:
-    """Return the code points both DejaVu Sans faces can draw."""
-    covered: frozenset[int] | None = None
-    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
-        try:
-            with TTFont(font_dir / name, lazy=True) as font:
-                cmap = frozenset(font.getBestCmap())
-        except (OSError, TTLibError) as e:
-            raise PrintError(
-                f"cannot load the DejaVu fonts from {font_dir} (Debian package "
-                f"fonts-dejavu-core): {e}"
-            ) from e
-        covered = cmap if covered is None else covered & cmap
-    assert covered is not None
-    return covered
-
-
-def _check_glyphs(sheet: Sheet, font_dir: Path) -> None:
-    """Refuse to print text the font cannot draw: a box in place of a name is not a document.
-
-    Raises:
-        PrintError: naming the characters and the field that holds them.
-    """
-    covered = _glyphs(font_dir)
+def _texts(sheet: Sheet) -> list[tuple[str, str]]:
+    """Every text the sheet prints in the regular or bold face, named by where it stands."""
     texts: list[tuple[str, str]] = [
         ("issuing authority", sheet.issuing_authority),
         ("reference", sheet.reference),
@@ -224,14 +187,7 @@ def _check_glyphs(sheet: Sheet, font_dir: Path) -> None:
         texts.extend((field.label, field.value) for field in section.fields)
     texts.extend(("items table", cell) for row in sheet.items for cell in row.cells)
     texts.extend((field.label, field.value) for field in sheet.verification)
-    for where, text in texts:
-        missing = sorted({c for c in text if ord(c) not in covered and not c.isspace()})
-        if missing:
-            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:5])
-            raise PrintError(
-                f"cannot print {where!r}: the font (DejaVu Sans) has no glyph for {shown}; "
-                "give the text in Latin script"
-            )
+    return texts
 
 
 class _Pdf(FPDF):
