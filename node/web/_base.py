@@ -230,13 +230,7 @@ def page(
             ctx = PageContext(session=session, form=None, form_token=form_token)
             try:
                 if permission is not None:
-                    if session is None:
-                        if request.method == "GET":
-                            raise web.HTTPSeeOther(_login_url(request))
-                        raise UnauthorizedError(
-                            "your session has ended: log in again, then repeat the action"
-                        )
-                    require(session.account, permission)
+                    _authorize(request, session, permission)
                 if request.method == "POST":
                     ctx = await _checked_form(request, ctx)
                 response: web.StreamResponse = await handler(request, ctx)
@@ -244,6 +238,17 @@ def page(
                 response = error_page(request, ctx, e.status_hint, str(e))
             except ProtocolError as e:
                 response = error_page(request, ctx, e.status_hint, str(e))
+            except web.HTTPException:
+                raise
+            except Exception:  # noqa: BLE001 - the last resort: log it, show a plain page
+                _log.exception("page %s %s failed", request.method, request.path)
+                response = error_page(
+                    request,
+                    ctx,
+                    500,
+                    "an unexpected error occurred on this node and has been logged. Each change "
+                    "is stored whole or not at all: look at the document before trying again.",
+                )
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             if session is None and FORM_COOKIE not in request.cookies:
@@ -261,6 +266,14 @@ def page(
         return run
 
     return wrap
+
+
+def _authorize(request: web.Request, session: Session | None, permission: Permission) -> None:
+    if session is None:
+        if request.method == "GET":
+            raise web.HTTPSeeOther(_login_url(request))
+        raise UnauthorizedError("your session has ended: log in again, then repeat the action")
+    require(session.account, permission)
 
 
 def _login_url(request: web.Request) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from permitnet.node import tokens
 from permitnet.node.errors import UnauthorizedError
-from permitnet.node.web import ACCOUNTS_KEY
+from permitnet.node.web import ACCOUNTS_KEY, _queries
 from permitnet.node.web.auth_pages import SETUP_CODE_KEY
 from permitnet.node.web.testing import PASSWORD, STORE_KEY, csrf_of, log_in, web_node
 
@@ -361,3 +361,26 @@ async def test_behind_https_the_session_cookie_is_secure_and_host_prefixed(tmp_p
         assert cookie["path"] == "/"
         assert not cookie["domain"]
         assert "pn_session" not in response.cookies
+
+
+async def test_an_unexpected_failure_shows_a_plain_page_and_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(_queries, "dashboard", broken)
+    async with web_client(tmp_path, amina=["viewer"]) as client:
+        token = csrf_of(await (await client.get("/login")).text())
+        await client.post(
+            "/login",
+            data={"csrf_token": token, "username": "amina", "password": PASSWORD},
+            allow_redirects=False,
+        )
+        response = await client.get("/")
+        assert response.status == 500
+        text = await response.text()
+        assert "Something went wrong" in text
+        assert "has been logged" in text
+        assert "disk on fire" not in text  # internals stay in the log
+    assert any("disk on fire" in r.getMessage() or r.exc_info for r in caplog.records)
