@@ -6,10 +6,10 @@ verifies the signed document in it against a registry view with the same
 returns a :class:`Verdict`: authentic or not, and why; who issued it, with which key and that
 key's status; whether it is in force; what it refers to; which registry snapshot was used.
 
-A PDF is also checked as a whole (:mod:`permitnet.node.printout_check`): its printed text must be
-the text that printing its signed
-document gives. A printout whose words were changed after printing (a quantity, a name) is
-refused even though its attachment is authentic, because a person reads the words.
+A PDF is also checked as a whole (:mod:`permitnet.node.printout_check`): its printed text must
+be the text that printing its signed document gives. A printout whose words were changed after
+printing (a quantity, a name) is refused even though its attachment is authentic, because a
+person reads the words.
 
 The verdict is a report, not a permission: the web verify page and ``permitnet verify`` show
 it. Nodes never accept documents through this path.
