@@ -15,6 +15,7 @@ from permitnet.node.web import _queries
 from permitnet.node.web._base import (
     SETTINGS_KEY,
     PageContext,
+    audit,
     page,
     registry,
     render,
@@ -197,13 +198,15 @@ def _signed(record: DocumentRecord, request: web.Request) -> SignedDocument:
 
 @routes.get("/documents/{document_id}/pdf", name="document_pdf")
 @page(permission=Permission.VIEW)
-async def document_pdf(request: web.Request, _ctx: PageContext) -> web.StreamResponse:
+async def document_pdf(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """The document printed as a PDF, with its QR code and the signed file attached."""
     record = await store(request).get_document(request.match_info["document_id"])
     if record.direction == "paper":
         raise ValidationError("a paper certificate recorded by hand has no signed file to print")
-    pdf = print_document(_signed(record, request))
-    name = attachment_name(_signed(record, request)).rsplit(".", 1)[0] + ".pdf"
+    signed = _signed(record, request)
+    pdf = print_document(signed)
+    name = attachment_name(signed).rsplit(".", 1)[0] + ".pdf"
+    await audit(request, ctx.username, "print", record.id, {})
     return web.Response(
         body=pdf,
         content_type="application/pdf",

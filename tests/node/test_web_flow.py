@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import pytest
 
+from permitnet.node import audit
 from permitnet.node.keystore import SigningKey
 from permitnet.node.print_layout import ItemRow, draw_sheet
 from permitnet.node.printing import document_sheet
@@ -244,6 +245,20 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     for doc_id in (ic_id, ea_id, end_id):
         assert f'href="/documents/{doc_id}"' in page
 
+    # Every action is in each node's audit log under the name of the person who did it.
+    de_log = {(e.actor, e.action) for e in await audit.entries(trade.de.services.store)}
+    assert {
+        ("clara", "login"),
+        ("clara", "draft import_certificate"),
+        ("otto", "store import_certificate"),
+        ("clara", "draft endorsement"),
+        ("otto", "store endorsement"),
+    } <= de_log
+    fr_log = {(e.actor, e.action) for e in await audit.entries(trade.fr.services.store)}
+    assert {("clara", "draft export_authorization"), ("olga", "store export_authorization")} <= (
+        fr_log
+    )
+
 
 async def test_over_estimate_certificate_explains_the_block(trade: Trade) -> None:
     de = trade.de.client
@@ -407,6 +422,8 @@ async def test_printed_pdf_verifies_and_a_tampered_one_fails(trade: Trade) -> No
     assert response.content_type == "application/pdf"
     pdf = await response.read()
     assert pdf.startswith(b"%PDF-")
+    printed = await audit.entries(trade.de.services.store, subject=ic_id)
+    assert ("otto", "print") in {(e.actor, e.action) for e in printed}
 
     # Anyone, not logged in, on the other country's node.
     text = await _verify(trade.fr.client, pdf, "certificate.pdf")
