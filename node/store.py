@@ -470,11 +470,17 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
-        """Run read-only queries; they see a consistent snapshot of committed data."""
+        """Run read-only queries; they see a consistent snapshot of committed data.
+
+        Raises:
+            StoreError: SQLite refused a query.
+        """
         async with self._lock:
             await self._conn.execute("BEGIN")
             try:
                 yield Tx(self._conn, self._clock())
+            except sqlite3.Error as e:
+                raise StoreError(f"database refused the query: {e}") from e
             finally:
                 await self._conn.execute("ROLLBACK")
 
@@ -488,9 +494,16 @@ class Store:
             return await tx.get_document(document_id)
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        """Run one read-only statement (atomic on its own) in a single round trip."""
+        """Run one read-only statement (atomic on its own) in a single round trip.
+
+        Raises:
+            StoreError: SQLite refused the statement.
+        """
         async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+            try:
+                return list(await self._conn.execute_fetchall(sql, params))
+            except sqlite3.Error as e:
+                raise StoreError(f"database refused the query: {e}") from e
 
     async def list_documents(
         self,

@@ -220,3 +220,16 @@ async def test_list_documents_filters(store: Store) -> None:
     (held,) = await store.list_documents(state="held")
     assert held.raw == b"b"
     assert await store.list_documents(doc_type="endorsement") == []
+
+
+async def test_sqlite_errors_are_wrapped(store: Store) -> None:
+    with pytest.raises(StoreError, match="refused the query"):
+        await store.query("SELECT nope FROM documents")
+    with pytest.raises(StoreError, match="refused the query"):
+        async with store.read() as tx:
+            await tx.fetchall("SELECT * FROM no_such_table")
+    with pytest.raises(StoreError, match="refused the change"):
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO documents (id) VALUES ('x')")
+    # The connection is still usable afterwards.
+    assert await store.query("SELECT count(*) FROM documents") == [(0,)]
