@@ -39,6 +39,7 @@ from permitnet.node.tls import server_ssl_context
 from permitnet.tools.cli import CliError
 from permitnet.tools.discover_cli import register_discover
 from permitnet.tools.progress import progress_bar
+from permitnet.tools.sync_cli import register_sync
 
 if TYPE_CHECKING:
     import ssl
@@ -210,6 +211,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.set_defaults(handler=cmd_rotate_key)
 
+    register_sync(node)
     register_discover(subparsers)
 
 
