@@ -15,6 +15,7 @@ that says why, and the exit code is 1.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -24,11 +25,13 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from permitnet.node.config import CONFIG_FILE, NodeConfig
-from permitnet.node.errors import NodeError
+from permitnet.node.errors import NodeError, NotFoundError
+from permitnet.node.lifecycle import CANCELLED
 from permitnet.node.offline_inputs import MAX_INPUT_SIZE
-from permitnet.node.offline_verify import verify_offline
+from permitnet.node.offline_verify import Verdict, verify_offline
 from permitnet.node.printing import attachment_name, print_document
 from permitnet.node.registry_fetch import RegistryFetcher
+from permitnet.node.store import Store
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_client import TrustedRegistry
 from permitnet.tools.cli import CliError
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
 
     from permitnet.protocol.registry_view import RegistryView
 
-__all__ = ["load_node_view", "load_snapshot_view", "register"]
+__all__ = ["load_node_view", "load_snapshot_view", "node_record_state", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,10 +113,7 @@ def _registry_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify one file and print the verdict; return 0 only if it is authentic."""
-    data = _read_input(args.file)
-    view = _registry_view(args)
-    now = int(time.time()) if args.at is None else args.at
-    verdict = verify_offline(data, view, now=now)
+    verdict = _verify(args)
     if args.json:
         print(json.dumps(verdict.to_payload(), indent=2, ensure_ascii=False))
         return 0 if verdict.authentic else 1
@@ -132,10 +132,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_print(args: argparse.Namespace) -> int:
     """Verify one file, then print its signed document as a PDF; return 0 when written."""
-    data = _read_input(args.file)
-    view = _registry_view(args)
-    now = int(time.time()) if args.at is None else args.at
-    verdict = verify_offline(data, view, now=now)
+    verdict = _verify(args)
     if not verdict.authentic or verdict.signed is None:
         print(f"permitnet: {verdict.summary()[0]}; not printed", file=sys.stderr)
         return 1
@@ -162,6 +159,54 @@ def cmd_print(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> Verdict:
+    """Read the input, verify it against the chosen registry data, and add the node's record."""
+    data = _read_input(args.file)
+    config = _node_config(args)
+    view = _registry_view(args, config)
+    now = int(time.time()) if args.at is None else args.at
+    verdict = verify_offline(data, view, now=now)
+    if config is None or not verdict.authentic or verdict.document_id is None:
+        return verdict
+    # A cancellation is a separate document that reaches the nodes, not the paper: a node's
+    # own record says whether the document was cancelled.
+    if node_record_state(config, verdict.document_id) != CANCELLED:
+        return verdict
+    return dataclasses.replace(
+        verdict,
+        validity=f"CANCELLED by its issuer (recorded by the node in {config.data_dir}); "
+        f"{verdict.validity}",
+        warnings=(
+            *verdict.warnings,
+            "the issuer has cancelled this document: it no longer authorizes anything",
+        ),
+    )
+
+
+def node_record_state(config: NodeConfig, document_id: str) -> str | None:
+    """Return the state the node's database records for a document, or None if it has none.
+
+    Raises:
+        CliError: the database exists but cannot be opened.
+    """
+    if not config.database_path.exists():
+        return None
+    return asyncio.run(_read_state(config, document_id))
+
+
+async def _read_state(config: NodeConfig, document_id: str) -> str | None:
+    try:
+        store = await Store.open(config.database_path)
+    except NodeError as e:
+        raise CliError(f"cannot open the node's database: {e}") from e
+    try:
+        return (await store.get_document(document_id)).state
+    except NotFoundError:
+        return None
+    finally:
+        await store.close()
+
+
 def _read_input(path: Path) -> bytes:
     try:
         if str(path) == "-":
@@ -176,11 +221,14 @@ def _read_input(path: Path) -> bytes:
     return data
 
 
-def _registry_view(args: argparse.Namespace) -> RegistryView:
+def _node_config(args: argparse.Namespace) -> NodeConfig | None:
     node_dir: Path | None = args.node
     if node_dir is None and (Path.cwd() / CONFIG_FILE).exists():
         node_dir = Path.cwd()
-    config = None if node_dir is None else _load_config(node_dir)
+    return None if node_dir is None else _load_config(node_dir)
+
+
+def _registry_view(args: argparse.Namespace, config: NodeConfig | None) -> RegistryView:
     if args.snapshot is not None:
         roots: list[Path] = list(args.root or [])
         if not roots:

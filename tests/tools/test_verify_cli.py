@@ -368,3 +368,48 @@ def test_a_tampered_pdf_gives_exactly_one_line_from_the_installed_command(
     assert result.returncode == 1
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert "NOT AUTHENTIC: the PDF's printed text was altered" in result.stderr
+
+
+async def _record(node: Path, state: str) -> None:
+    from permitnet.node.store import DocumentRecord, Store
+
+    config = NodeConfig.load(node)
+    store = await Store.open(config.database_path)
+    try:
+        async with store.transaction() as tx:
+            await tx.insert_document(
+                DocumentRecord(
+                    id=CERTIFICATE.id_hex,
+                    raw=CERTIFICATE.raw,
+                    doc_type="import_certificate",
+                    issuer="DE",
+                    recipient="FR",
+                    issued_at=CERTIFICATE.document.issued_at,
+                    direction="outbound",
+                    state="active",
+                ),
+                actor="test",
+            )
+            if state != "active":
+                await tx.set_state(CERTIFICATE.id_hex, state, actor="test")
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("state", "cancelled"), [("active", False), ("cancelled", True)])
+def test_with_a_node_its_record_says_whether_the_issuer_cancelled_the_document(
+    state: str,
+    cancelled: bool,
+    tmp_path: Path,
+    node_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    asyncio.run(_record(node_dir, state))
+    path = write(tmp_path, "c.cose", CERTIFICATE.raw)
+    code = main(["verify", path, "--node", str(node_dir), "--at", str(NOW)])
+    out = capsys.readouterr().out
+    assert code == 0  # still authentic: it was signed by Germany's registered key
+    assert ("Validity: CANCELLED by its issuer" in out) is cancelled
+    assert ("Warning: the issuer has cancelled this document" in out) is cancelled
