@@ -145,7 +145,12 @@ def create_app(
     # is appended after the resources context above, so it opens after the store.
     setup_web(
         app,
-        settings=WebSettings(country=config.country, authority_name=config.authority_name),
+        settings=WebSettings(
+            country=config.country,
+            authority_name=config.authority_name,
+            # Reached over HTTPS (directly or through a TLS-terminating proxy): Secure cookies.
+            secure_cookies=True if config.public_url.startswith("https://") else None,
+        ),
         database=config.database_path,
         keys=NodeKeys(
             store=STORE_KEY,
