@@ -339,7 +339,12 @@ class RegistryFetcher:
         view = self._trusted.view
         if view is None or view.root_version != self._trusted.root.version:
             return await self._full(mirror, now)
-        status, body = await self._get(f"{mirror}/v1/delta/{view.version}", MAX_DELTA_SIZE)
+        try:
+            status, body = await self._get(f"{mirror}/v1/delta/{view.version}", MAX_DELTA_SIZE)
+        except SizeLimitError as e:
+            # Months of changes can outgrow the delta cap: the snapshot is then the cheaper way.
+            _log.info("registry delta from %s refused (%s): fetching the full snapshot", mirror, e)
+            return await self._full(mirror, now)
         if status == 404 or len(self._cached_deltas) >= MAX_CACHED_DELTAS:
             return await self._full(mirror, now)
         deltas = decode_delta_bundle(body)

@@ -40,6 +40,8 @@ _log = logging.getLogger(__name__)
 
 MAX_BODY: Final = 64 * 1024
 MAX_PENDING_REQUESTS: Final = 1000
+#: Deltas are served from at most this many versions back; older clients fetch a snapshot.
+DELTA_WINDOW: Final = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +140,10 @@ async def _delta(request: web.Request, since: int) -> web.Response:
     latest = await _latest(runner)
     if not 1 <= since <= latest:
         raise NotFoundError(f"no snapshot version {since}: fetch /v1/snapshot")
+    if since < latest - DELTA_WINDOW:
+        raise NotFoundError(
+            f"version {since} is more than {DELTA_WINDOW} versions old: fetch /v1/snapshot"
+        )
     deltas = await runner.run(lambda r: r.store.deltas_since(since))
     return cbor_response(encode_delta_bundle(deltas))
 

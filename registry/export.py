@@ -3,10 +3,10 @@
 The layout matches the server's path-style URLs (all a node's fetcher uses)::
 
     v1/root/latest  v1/root/{v}
-    v1/snapshot/latest  v1/snapshot/{v}
+    v1/snapshot/latest  v1/snapshot/{v}   (the versions whose full snapshot is still kept)
     v1/head/latest  v1/head/{v}
-    v1/delta/{N}                      chained signed deltas from version N to the latest
-    v1/proof/consistency/{m}/{n}      between every pair of published log sizes
+    v1/delta/{N}                      chained signed deltas from N to the latest (last 100 N)
+    v1/proof/consistency/{m}/{n}      between the log sizes of those versions
 
 Mirrors are untrusted: every file is signed or verifiable against signed data. The export is
 written to a temporary directory next to ``out`` and swapped in, so a web server never serves
@@ -15,11 +15,13 @@ a half-written tree.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from typing import TYPE_CHECKING
 
 from permitnet.protocol.registry_snapshot import encode_delta_bundle
+from permitnet.registry.app import DELTA_WINDOW
 from permitnet.registry.errors import NotFoundError
 from permitnet.registry.proofs import ProofCache
 
@@ -36,8 +38,13 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def export(registry: Registry, out: Path) -> int:
+def export(registry: Registry, out: Path, *, window: int = DELTA_WINDOW) -> int:
     """Write the static mirror of ``registry`` to ``out``; return the number of files.
+
+    Deltas are written from the last ``window`` versions, and consistency proofs between the
+    log sizes of those versions, so that the export grows with the window, not with the
+    square of the registry's age; a node further behind fetches the full snapshot, and the
+    live registry serves any other proof.
 
     Raises:
         NotFoundError: nothing has been published yet.
@@ -61,14 +68,17 @@ def export(registry: Registry, out: Path) -> int:
     for version in root_versions:
         put(f"v1/root/{version}", store.root(version))
     put("v1/root/latest", store.root())
+    first_delta = max(1, latest - window)
     for version in range(1, latest + 1):
-        put(f"v1/snapshot/{version}", store.artefact("snapshot", version))
         put(f"v1/head/{version}", store.artefact("head", version))
+        with contextlib.suppress(NotFoundError):  # only the latest few are kept
+            put(f"v1/snapshot/{version}", store.artefact("snapshot", version))
+    for version in range(first_delta, latest + 1):
         put(f"v1/delta/{version}", encode_delta_bundle(store.deltas_since(version)))
     put("v1/snapshot/latest", store.artefact("snapshot", latest))
     put("v1/head/latest", store.artefact("head", latest))
     proofs = ProofCache()
-    sizes = store.published_sizes()
+    sizes = sorted({store.publication_head(v)[0] for v in range(first_delta, latest + 1)})
     for second in sizes:
         for first in sizes:
             if first < second:

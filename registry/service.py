@@ -11,7 +11,7 @@ an audit row in the same transaction as its change; a refused operation is audit
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import pycountry
 
@@ -44,7 +44,17 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-__all__ = ["DB_FILE", "DEFAULT_EXPIRY_SECONDS", "PUBLIC_ACTOR", "SNAPSHOT_KEY_FILE", "Registry"]
+__all__ = [
+    "DB_FILE",
+    "DEFAULT_EXPIRY_SECONDS",
+    "PUBLIC_ACTOR",
+    "SNAPSHOTS_KEPT",
+    "SNAPSHOT_KEY_FILE",
+    "Registry",
+]
+
+#: How many of the latest full snapshots are stored (older ones are their log's prefix).
+SNAPSHOTS_KEPT: Final = 3
 
 
 class Registry(KeyOperations, TokenOperations):
@@ -237,6 +247,7 @@ class Registry(KeyOperations, TokenOperations):
         )
         with self.store.transaction() as db:
             self.store.add_publication(db, publication)
+            self.store.prune_snapshots(db, publication.version - SNAPSHOTS_KEPT + 1)
             self.store.audit(
                 db,
                 at=now,

@@ -38,7 +38,7 @@ CREATE TABLE publications (
     expires_at INTEGER NOT NULL,
     log_size INTEGER NOT NULL,
     log_root BLOB NOT NULL,
-    snapshot BLOB NOT NULL,
+    snapshot BLOB,
     delta BLOB,
     head BLOB NOT NULL
 );
@@ -238,6 +238,15 @@ class RegistryStore:
             ),
         )
 
+    def prune_snapshots(self, db: sqlite3.Connection, keep_from: int) -> None:
+        """Drop the full snapshot bytes of versions before ``keep_from`` inside a transaction.
+
+        Their records stay in the log and their deltas and heads stay stored: an old full
+        snapshot is only the log prefix of its head, so nothing is lost, while a registry
+        that publishes daily does not store megabytes a day.
+        """
+        db.execute("UPDATE publications SET snapshot = NULL WHERE version < ?", (keep_from,))
+
     def latest_version(self) -> int | None:
         """Return the newest publication's version, or None before the first."""
         row = self._db.execute("SELECT max(version) FROM publications").fetchone()
@@ -274,6 +283,11 @@ class RegistryStore:
             (version,),
         ).fetchone()
         if row is None or row[0] is None:
+            if row is not None and column == "snapshot":
+                raise NotFoundError(
+                    f"the full snapshot of version {version} is no longer kept: fetch the "
+                    "latest snapshot (its log holds every record since the start)"
+                )
             raise NotFoundError(f"no {column} for version {version}")
         return bytes(row[0])
 

@@ -438,3 +438,21 @@ async def test_cache_survives_a_root_change_before_new_data(net: Network, tmp_pa
     assert restarted.current.version == 1
     view = await restarted.refresh(now=T0 + 7)
     assert (view.version, view.root_version) == (2, 2)
+
+
+async def test_oversized_delta_falls_back_to_the_full_snapshot(
+    net: Network, tmp_path: Path
+) -> None:
+    fetcher = net.fetcher(tmp_path / "cache")
+    await fetcher.refresh(now=T0 + 1)
+    net.change(T0 + 10)
+
+    def huge_delta(path: str, status: int, body: bytes) -> web.Response:
+        if path.startswith("/v1/delta"):
+            return web.Response(body=b"\x00" * (17 * 1024 * 1024))
+        return web.Response(status=status, body=body)
+
+    net.transform.append(huge_delta)
+    via_evil = RegistryFetcher([net.evil], tmp_path / "cache", net.pinned(), net.session, DAY)
+    view = await via_evil.refresh(now=T0 + 11)
+    assert view.version == 2

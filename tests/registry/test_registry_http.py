@@ -247,3 +247,27 @@ async def test_pending_key_requests_are_capped(
     refused = await client.post("/v1/key-requests", data=second)
     assert refused.status == 429
     assert "waiting" in (await refused.json())["message"]
+
+
+async def test_old_full_snapshots_are_pruned_and_old_deltas_windowed(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = Registry.open(data_dir)
+    try:
+        for step in range(3):
+            reg.publish(actor=OPS, now=T0 + 10 + step)  # versions 3, 4, 5
+    finally:
+        reg.close()
+    monkeypatch.setattr("permitnet.registry.app.DELTA_WINDOW", 2)
+    app = create_app(RegistryConfig(directory=data_dir, clock=lambda: T0 + 20))
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
+        pruned = await client.get("/v1/snapshot/2")
+        assert pruned.status == 404
+        assert "no longer kept" in (await pruned.json())["message"]
+        for version in (3, 4, 5):
+            assert (await client.get(f"/v1/snapshot/{version}")).status == 200
+        assert (await client.get("/v1/head/1")).status == 200
+        too_old = await client.get("/v1/delta/2")
+        assert too_old.status == 404
+        assert "fetch /v1/snapshot" in (await too_old.json())["message"]
+        assert (await client.get("/v1/delta/3")).status == 200

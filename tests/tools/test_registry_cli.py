@@ -158,3 +158,23 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert err.count("\n") == 1, (args, err)
     # The refused root rotation left no orphan key files behind.
     assert list(cases_then_no_new_keys.iterdir()) == []
+
+
+def test_export_writes_a_bounded_window(tmp_path: Path) -> None:
+    from permitnet.registry.export import export
+    from permitnet.registry.service import Registry
+
+    reg = Registry.init(
+        tmp_path / "reg", root_keys_dir=tmp_path / "k", root_keys=1, threshold=1, now=1, actor="t"
+    )
+    for step in range(5):
+        reg.publish(actor="t", now=2 + step)
+    out = tmp_path / "out"
+    export(reg, out, window=2)
+    assert sorted(p.name for p in (out / "v1" / "delta").iterdir()) == ["3", "4", "5"]
+    assert sorted(p.name for p in (out / "v1" / "snapshot").iterdir()) == ["3", "4", "5", "latest"]
+    assert len(list((out / "v1" / "head").iterdir())) == 6
+    export(reg, out, window=2)  # re-export over the old tree
+    assert (out / "index.json").exists()
+    assert not (tmp_path / "out.export-old").exists()
+    reg.close()
