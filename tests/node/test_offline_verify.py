@@ -449,3 +449,43 @@ def test_any_printable_party_prints_and_verifies(name: str, address: str) -> Non
         return  # a character DejaVu Sans cannot draw: refused, never printed as a box
     verdict = verify_offline(pdf, VIEW, now=NOW)
     assert verdict.authentic, verdict.reason
+
+
+def test_messages_and_cancellations_verify_and_name_what_they_are_about() -> None:
+    from permitnet.protocol.documents import Cancellation, Message
+
+    message = SignedDocument.sign(
+        Message(
+            issuer="FR",
+            recipient="DE",
+            issued_at=ISSUED_AT,
+            authority="ANSM",
+            about=CERTIFICATE.id,
+            text="Please confirm the route.",
+            in_reply_to=None,
+        ),
+        signing_key=FR_SEED,
+        kid=FR_KID,
+    )
+    cancellation = SignedDocument.sign(
+        Cancellation(
+            issuer="DE",
+            recipient="FR",
+            issued_at=ISSUED_AT + DAY,
+            authority="Bundesopiumstelle",
+            document=CERTIFICATE.id,
+            reason="Importer's licence withdrawn",
+        ),
+        signing_key=DE_SEED,
+        kid=DE_KID,
+    )
+    for signed, relation in (
+        (message, "is a message about document"),
+        (cancellation, "cancels document"),
+    ):
+        verdict = verify_offline(signed.raw, VIEW, now=NOW)
+        assert verdict.authentic, verdict.reason
+        assert [(c.relation, c.document_id) for c in verdict.chain] == [
+            (relation, CERTIFICATE.id_hex)
+        ]
+        assert verdict.validity == "not limited in time"
