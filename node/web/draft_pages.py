@@ -149,10 +149,21 @@ async def draft_page(request: web.Request, ctx: PageContext) -> web.StreamRespon
         check_four_eyes(approver=account.username, preparer=draft.created_by)
     except NodeError as e:
         four_eyes = str(e)
+    check = None
+    if draft.doc_type == "import_certificate" and draft.state == "draft":
+        # What the officer is about to sign, against the estimate as it stands now.
+        try:
+            items = draft.body["items"]
+            year = int(draft.body["estimate_year"])
+            totals = _forms.base_totals(items)
+            check = _forms.preview(totals, await _balances(request, totals, year), year)
+        except (NodeError, ProtocolError, KeyError, TypeError, ValueError) as e:
+            check = _forms.Preview(ok=False, blocking=False, message=f"Cannot check: {e}")
     return render(
         request,
         ctx,
         "draft.html",
+        check=check,
         title=f"Draft {draft.doc_type.replace('_', ' ')}",
         draft=draft,
         can_approve=account.can(Permission.SIGN) and four_eyes is None,

@@ -273,6 +273,8 @@ async def test_over_estimate_certificate_explains_the_block(trade: Trade) -> Non
 
     response = await de.post("/certificates/new", data=form | {"action": "draft"})
     draft_id = _draft_id(response.url.path)
+    assert "Against the estimate now:" in await response.text()
+    assert "exceeds the estimate by 5.042 kg" in await response.text()
     csrf = await log_in(de, "otto")
     response = await de.post(f"/drafts/{draft_id}/approve", data={"csrf_token": csrf})
     text = await response.text()
