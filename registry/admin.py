@@ -6,6 +6,7 @@ is its raw signed bytes). Answers are JSON.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -20,17 +21,29 @@ if TYPE_CHECKING:
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
+_log = logging.getLogger(__name__)
 _KINDS = ("estimate", "supplementary", "assessment")
 
 
 async def _actor(request: web.Request) -> tuple[Runner, str]:
     runner = request.app[RUNNER]
-    header = request.headers.get("Authorization", "")
+    try:
+        actor = await _authenticate(runner, request.headers.get("Authorization", ""))
+    except UnauthorizedError as e:
+        # Logged, not audited: the audit log records what token holders did, and writing a
+        # row per anonymous attempt would let anyone grow the database.
+        _log.warning(
+            "admin %s %s from %s refused: %s", request.method, request.path, request.remote, e
+        )
+        raise
+    return runner, actor
+
+
+async def _authenticate(runner: Runner, header: str) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError("missing 'Authorization: Bearer <token>' header")
-    actor = await runner.run(lambda r: r.authenticate(token.strip()))
-    return runner, actor
+    return await runner.run(lambda r: r.authenticate(token.strip()))
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
