@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from permitnet.node import openapi, tokens
+from permitnet.node import api_feeds, tokens
+from permitnet.node.api_common import PREFIX, auth, int_param, json_body, services
 from permitnet.node.errors import ConflictError, NodeError, ValidationError
 from permitnet.protocol.errors import DocumentError, ProtocolError, RuleViolation
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from permitnet.node.lifecycle import NodeServices
     from permitnet.node.store import DocumentRecord
 
 __all__ = ["COSE_MEDIA_TYPE", "error_middleware", "setup_routes"]
@@ -36,9 +36,7 @@ _log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 #: The media type of raw signed documents.
 COSE_MEDIA_TYPE: Final = "application/cose"
-_PREFIX: Final = "/api/v1"
 _MAX_IDEMPOTENCY_KEY: Final = 200
-_SSE_KEEPALIVE_SECONDS: Final = 15.0
 
 
 @dataclass(slots=True)
@@ -93,43 +91,6 @@ async def error_middleware(
         return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
-def _services(request: web.Request) -> NodeServices:
-    from permitnet.node.app import SERVICES_KEY  # noqa: PLC0415 - app imports this module
-
-    return request.app[SERVICES_KEY]
-
-
-async def _auth(request: web.Request, scope: str) -> tokens.ApiToken:
-    token = await tokens.authenticate(
-        _services(request).store, request.headers.get("Authorization")
-    )
-    tokens.require_scope(token, scope)
-    return token
-
-
-async def _json_body(request: web.Request) -> tuple[bytes, Any]:
-    if request.content_type != "application/json":
-        raise ValidationError(f"Content-Type must be application/json, got {request.content_type}")
-    raw = await request.read()
-    try:
-        return raw, json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationError(f"the request body is not valid JSON: {e}") from e
-
-
-def _int_param(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
-    value = request.query.get(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError as e:
-        raise ValidationError(f"{name} must be an integer, got {value!r}") from e
-    if not lo <= number <= hi:
-        raise ValidationError(f"{name} must be between {lo} and {hi}, got {number}")
-    return number
-
-
 async def _idempotent(
     request: web.Request,
     token: tokens.ApiToken,
@@ -145,7 +106,7 @@ async def _idempotent(
     request_hash = hashlib.sha256(
         request.method.encode() + b" " + request.path.encode() + b"\n" + raw_body
     ).digest()
-    store = _services(request).store
+    store = services(request).store
     locks = request.app[_IDEMPOTENCY_LOCKS]
     # One lock per (token, key), so that concurrent retries create one document; the entry
     # counts its users and is dropped when the last one leaves.
@@ -197,59 +158,17 @@ def _summary(record: DocumentRecord) -> dict[str, Any]:
     }
 
 
-# Discovery and status --------------------------------------------------------------------
-
-
-@routes.get(f"{_PREFIX}/openapi.json")
-async def get_openapi(_request: web.Request) -> web.Response:
-    """The OpenAPI 3.1 description of this API (no token needed)."""
-    return web.json_response(openapi.SPEC)
-
-
-@routes.get(f"{_PREFIX}/status")
-async def get_status(request: web.Request) -> web.Response:
-    """The node's country, key and registry freshness."""
-    await _auth(request, "read")
-    services = _services(request)
-    holder = services.registry
-    view = holder.view
-    now = services.store.now()
-    return web.json_response(
-        {
-            "country": services.country,
-            "authority": services.authority,
-            "kid": services.signing_key.kid.hex(),
-            "registry": {
-                "version": None if view is None else view.version,
-                "issued_at": None if view is None else view.issued_at,
-                "expires_at": None if view is None else view.expires_at,
-                "age_seconds": None if view is None else max(0, now - view.issued_at),
-                "expired": holder.expired(now),
-                "last_error": holder.last_error,
-                "freshness": _freshness(request, now),
-            },
-        }
-    )
-
-
-def _freshness(request: web.Request, now: int) -> str | None:
-    from permitnet.node.app import FETCHER_KEY  # noqa: PLC0415 - app imports this module
-
-    fetcher = request.app.get(FETCHER_KEY)
-    return None if fetcher is None else fetcher.status(now).describe()
-
-
 # Documents -------------------------------------------------------------------------------
 
 
 async def _list(request: web.Request, doc_type: str | None) -> web.Response:
-    await _auth(request, "read")
+    await auth(request, "read")
     direction = request.query.get("direction")
     if direction not in {None, "outbound", "inbound", "paper"}:
         raise ValidationError("direction must be outbound, inbound or paper")
-    limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+    limit = int_param(request, "limit", 100, lo=1, hi=1000)
     before = request.query.get("before_issued_at")
-    records = await _services(request).store.list_documents(
+    records = await services(request).store.list_documents(
         doc_type=doc_type or request.query.get("type"),
         direction=direction,  # type: ignore[arg-type]  # checked against the Literal above
         state=request.query.get("state"),
@@ -257,36 +176,36 @@ async def _list(request: web.Request, doc_type: str | None) -> web.Response:
         limit=limit,
         before_issued_at=None
         if before is None
-        else _int_param(request, "before_issued_at", 0, lo=0, hi=2**40),
+        else int_param(request, "before_issued_at", 0, lo=0, hi=2**40),
     )
     return web.json_response({"documents": [_summary(r) for r in records]})
 
 
-@routes.get(f"{_PREFIX}/documents")
+@routes.get(f"{PREFIX}/documents")
 async def list_documents(request: web.Request) -> web.Response:
     """Every stored document, newest first, filtered by type, direction, state, refers_to."""
     return await _list(request, None)
 
 
-@routes.get(_PREFIX + "/documents/{id}")
+@routes.get(PREFIX + "/documents/{id}")
 async def get_document(request: web.Request) -> web.StreamResponse:
     """A document as JSON, or its exact signed bytes with ``Accept: application/cose``."""
-    await _auth(request, "read")
+    await auth(request, "read")
     doc_id = request.match_info["id"]
     if COSE_MEDIA_TYPE in request.headers.get("Accept", ""):
         return await _raw(request, doc_id)
-    return web.json_response(await _services(request).document_json(doc_id))
+    return web.json_response(await services(request).document_json(doc_id))
 
 
-@routes.get(_PREFIX + "/documents/{id}/raw")
+@routes.get(PREFIX + "/documents/{id}/raw")
 async def get_document_raw(request: web.Request) -> web.StreamResponse:
     """The exact signed bytes of a document (``application/cose``)."""
-    await _auth(request, "read")
+    await auth(request, "read")
     return await _raw(request, request.match_info["id"])
 
 
 async def _raw(request: web.Request, doc_id: str) -> web.Response:
-    record = await _services(request).store.get_document(doc_id)
+    record = await services(request).store.get_document(doc_id)
     media = COSE_MEDIA_TYPE if record.direction != "paper" else "application/cbor"
     return web.Response(
         body=record.raw,
@@ -304,11 +223,11 @@ def _typed_list(doc_type: str) -> Callable[[web.Request], Awaitable[web.Response
 
 def _typed_create(doc_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        token = await _auth(request, "draft")
-        raw, body = await _json_body(request)
+        token = await auth(request, "draft")
+        raw, body = await json_body(request)
 
         async def create() -> tuple[int, dict[str, Any]]:
-            draft = await _services(request).create_draft(doc_type, body, actor=token.actor)
+            draft = await services(request).create_draft(doc_type, body, actor=token.actor)
             return 201, draft.to_json()
 
         return await _idempotent(request, token, raw, create)
@@ -319,35 +238,35 @@ def _typed_create(doc_type: str) -> Callable[[web.Request], Awaitable[web.Respon
 # Drafts ----------------------------------------------------------------------------------
 
 
-@routes.get(f"{_PREFIX}/drafts")
+@routes.get(f"{PREFIX}/drafts")
 async def list_drafts(request: web.Request) -> web.Response:
     """Drafts, newest first (``state``: draft, held, signed, discarded)."""
-    await _auth(request, "read")
+    await auth(request, "read")
     state = request.query.get("state")
     if state not in {None, "draft", "held", "signed", "discarded"}:
         raise ValidationError("state must be draft, held, signed or discarded")
-    drafts = await _services(request).list_drafts(
-        state=state, limit=_int_param(request, "limit", 100, lo=1, hi=1000)
+    drafts = await services(request).list_drafts(
+        state=state, limit=int_param(request, "limit", 100, lo=1, hi=1000)
     )
     return web.json_response({"drafts": [d.to_json() for d in drafts]})
 
 
-@routes.get(_PREFIX + "/drafts/{id}")
+@routes.get(PREFIX + "/drafts/{id}")
 async def get_draft(request: web.Request) -> web.Response:
     """One draft."""
-    await _auth(request, "read")
+    await auth(request, "read")
     return web.json_response(
-        (await _services(request).get_draft(request.match_info["id"])).to_json()
+        (await services(request).get_draft(request.match_info["id"])).to_json()
     )
 
 
-@routes.post(_PREFIX + "/drafts/{id}/approve")
+@routes.post(PREFIX + "/drafts/{id}/approve")
 async def approve_draft(request: web.Request) -> web.Response:
     """Approve and sign a draft (another person than its author); held if over the estimate."""
-    token = await _auth(request, "sign")
+    token = await auth(request, "sign")
 
     async def create() -> tuple[int, dict[str, Any]]:
-        result = await _services(request).approve_draft(request.match_info["id"], actor=token.actor)
+        result = await services(request).approve_draft(request.match_info["id"], actor=token.actor)
         document = None if result.document is None else _summary(result.document)
         status = 201 if document is not None else 202
         return status, {"draft": result.draft.to_json(), "document": document}
@@ -355,35 +274,35 @@ async def approve_draft(request: web.Request) -> web.Response:
     return await _idempotent(request, token, await request.read(), create)
 
 
-@routes.post(_PREFIX + "/drafts/{id}/discard")
+@routes.post(PREFIX + "/drafts/{id}/discard")
 async def discard_draft(request: web.Request) -> web.Response:
     """Discard an unsigned draft."""
-    token = await _auth(request, "draft")
-    draft = await _services(request).discard_draft(request.match_info["id"], actor=token.actor)
+    token = await auth(request, "draft")
+    draft = await services(request).discard_draft(request.match_info["id"], actor=token.actor)
     return web.json_response(draft.to_json())
 
 
 # Messages and paper certificates ---------------------------------------------------------
 
 
-@routes.post(f"{_PREFIX}/messages")
+@routes.post(f"{PREFIX}/messages")
 async def post_message(request: web.Request) -> web.Response:
     """Sign and send a message about a document to the other authority."""
-    token = await _auth(request, "sign")
-    raw, body = await _json_body(request)
+    token = await auth(request, "sign")
+    raw, body = await json_body(request)
 
     async def create() -> tuple[int, dict[str, Any]]:
-        record = await _services(request).send_message(body, actor=token.actor)
+        record = await services(request).send_message(body, actor=token.actor)
         return 201, _summary(record)
 
     return await _idempotent(request, token, raw, create)
 
 
-@routes.post(f"{_PREFIX}/paper-import-certificates")
+@routes.post(f"{PREFIX}/paper-import-certificates")
 async def post_paper_certificate(request: web.Request) -> web.Response:
     """Record a partner's paper import certificate by hand, with its scan (base64)."""
-    token = await _auth(request, "sign")
-    raw, body = await _json_body(request)
+    token = await auth(request, "sign")
+    raw, body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("scan"), dict):
         raise ValidationError("scan: an object {filename, media_type, content_base64} is required")
     scan = body.pop("scan")
@@ -398,7 +317,7 @@ async def post_paper_certificate(request: web.Request) -> web.Response:
         raise ValidationError("scan.filename is required")
 
     async def create() -> tuple[int, dict[str, Any]]:
-        record = await _services(request).record_paper_certificate(
+        record = await services(request).record_paper_certificate(
             body, scan=content, media_type=media_type, filename=filename, actor=token.actor
         )
         return 201, _summary(record)
@@ -406,90 +325,12 @@ async def post_paper_certificate(request: web.Request) -> web.Response:
     return await _idempotent(request, token, raw, create)
 
 
-# Alerts, balances, events ----------------------------------------------------------------
-
-
-@routes.get(f"{_PREFIX}/alerts")
-async def list_alerts(request: web.Request) -> web.Response:
-    """Alerts, newest first; ``?all=true`` includes acknowledged ones."""
-    await _auth(request, "read")
-    alerts = await _services(request).list_alerts(
-        include_acknowledged=request.query.get("all") == "true"
-    )
-    return web.json_response({"alerts": [a.to_json() for a in alerts]})
-
-
-@routes.post(_PREFIX + "/alerts/{id}/acknowledge")
-async def acknowledge_alert(request: web.Request) -> web.Response:
-    """Mark an alert as seen."""
-    token = await _auth(request, "draft")
-    try:
-        alert_id = int(request.match_info["id"])
-    except ValueError as e:
-        raise ValidationError("an alert id is an integer") from e
-    await _services(request).acknowledge_alert(alert_id, actor=token.actor)
-    return web.json_response({"acknowledged": alert_id})
-
-
-@routes.get(f"{_PREFIX}/balances")
-async def get_balances(request: web.Request) -> web.Response:
-    """Estimate/assessment balances for a year (``?year=``, required)."""
-    await _auth(request, "read")
-    if "year" not in request.query:
-        raise ValidationError("year is required")
-    year = _int_param(request, "year", 0, lo=1961, hi=9999)
-    balances = await _services(request).balances(year)
-    return web.json_response({"year": year, "balances": [b.to_json() for b in balances]})
-
-
-@routes.get(f"{_PREFIX}/events")
-async def list_events(request: web.Request) -> web.Response:
-    """Feed events after ``?after=`` (a sequence number), oldest first."""
-    await _auth(request, "read")
-    after = _int_param(request, "after", 0, lo=0, hi=2**62)
-    limit = _int_param(request, "limit", 100, lo=1, hi=1000)
-    events = await _services(request).store.events_after(after, limit)
-    return web.json_response({"events": [e.to_json() for e in events]})
-
-
-@routes.get(f"{_PREFIX}/events/stream")
-async def stream_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: every new feed event; resumes after ``Last-Event-ID``."""
-    from permitnet.node.app import BUS_KEY  # noqa: PLC0415 - app imports this module
-
-    await _auth(request, "read")
-    last_header = request.headers.get("Last-Event-ID", request.query.get("after", "0"))
-    try:
-        last = int(last_header)
-    except ValueError as e:
-        raise ValidationError("Last-Event-ID must be an integer") from e
-    bus = request.app[BUS_KEY]
-    store = _services(request).store
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await response.prepare(request)
-    while not bus.closed:
-        events = await store.events_after(last, 100)
-        for event in events:
-            data = json.dumps(event.to_json())
-            await response.write(f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n".encode())
-            last = event.seq
-        if events:
-            continue
-        try:
-            async with asyncio.timeout(_SSE_KEEPALIVE_SECONDS):
-                await bus.wait_beyond(last)
-        except TimeoutError:
-            await response.write(b": keep-alive\n\n")
-    return response
-
-
 def setup_routes(app: web.Application) -> None:
     """Add the API's routes to ``app``."""
     app[_IDEMPOTENCY_LOCKS] = {}
     for path, doc_type in _DRAFT_PATHS.items():
-        app.router.add_get(f"{_PREFIX}/{path}", _typed_list(doc_type))
-        app.router.add_post(f"{_PREFIX}/{path}", _typed_create(doc_type))
-    app.router.add_get(f"{_PREFIX}/messages", _typed_list("message"))
+        app.router.add_get(f"{PREFIX}/{path}", _typed_list(doc_type))
+        app.router.add_post(f"{PREFIX}/{path}", _typed_create(doc_type))
+    app.router.add_get(f"{PREFIX}/messages", _typed_list("message"))
     app.add_routes(routes)
+    app.add_routes(api_feeds.routes)

@@ -295,6 +295,66 @@ _SCHEMAS: Final[dict[str, Any]] = {
             },
         },
     },
+    "QuarantineList": {
+        "type": "object",
+        "required": ["quarantine"],
+        "properties": {
+            "quarantine": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "seq",
+                        "document_id",
+                        "reason",
+                        "from_peer",
+                        "received_at",
+                        "size",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "seq": _INT,
+                        "document_id": _ID,
+                        "reason": _STR,
+                        "from_peer": _nullable(_COUNTRY),
+                        "received_at": _INT,
+                        "size": _INT,
+                    },
+                },
+            }
+        },
+    },
+    "PendingList": {
+        "type": "object",
+        "required": ["pending"],
+        "properties": {
+            "pending": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "document_id",
+                        "reason",
+                        "waiting_for",
+                        "from_peer",
+                        "received_at",
+                        "attempts",
+                        "last_error",
+                    ],
+                    "additionalProperties": False,
+                    "properties": {
+                        "document_id": _ID,
+                        "reason": {"enum": ["dependency", "registry"]},
+                        "waiting_for": _nullable(_ID),
+                        "from_peer": _nullable(_COUNTRY),
+                        "received_at": _INT,
+                        "attempts": _INT,
+                        "last_error": _nullable(_STR),
+                    },
+                },
+            }
+        },
+    },
     "DraftInput": {
         "type": "object",
         "description": "The document's fields; see docs/node-api.md for each type. The issuer, "
@@ -459,6 +519,19 @@ def _paths() -> dict[str, Any]:
                 "ok",
             ),
             params=[_ID_PARAM],
+        ),
+    }
+    paths["/api/v1/quarantine"] = {
+        "get": _op(
+            "Refused inputs kept for audit, newest first",
+            _json(_ref("QuarantineList"), "quarantine"),
+            params=[{"name": "limit", "in": "query", "schema": _INT}],
+        ),
+    }
+    paths["/api/v1/pending"] = {
+        "get": _op(
+            "Received documents waiting for a dependency or fresh registry data",
+            _json(_ref("PendingList"), "pending"),
         ),
     }
     paths["/api/v1/balances"] = {

@@ -583,3 +583,19 @@ async def test_event_stream_resumes_after_last_event_id(nodes: tuple[Node, Node]
         "/api/v1/events/stream", headers=de.auth("reader") | {"Last-Event-ID": "x"}
     )
     assert resp.status == 400
+
+
+async def test_quarantine_and_pending_are_listed(nodes: tuple[Node, Node]) -> None:
+    de, fr = nodes
+    async with fr.app[STORE_KEY].transaction() as tx:
+        await tx.add_quarantine(b"garbage", reason="not CBOR", from_peer="DE")
+        await tx.add_pending(
+            "ab" * 32, b"raw", reason="dependency", waiting_for="cd" * 32, from_peer="DE"
+        )
+    q = await checked(await fr.client.get("/api/v1/quarantine", headers=fr.auth("reader")))
+    assert [(e["reason"], e["size"]) for e in q["quarantine"]] == [("not CBOR", 7)]
+    p = await checked(await fr.client.get("/api/v1/pending", headers=fr.auth("reader")))
+    assert p["pending"][0]["waiting_for"] == "cd" * 32
+    resp = await de.client.get("/api/v1/quarantine")
+    assert resp.status == 401
+    await checked(resp)
