@@ -7,8 +7,9 @@
   otherwise 503, with every check and its reason in the JSON body (a load balancer stops sending
   traffic; an operator reads why).
 * ``GET /metrics`` is the Prometheus text exposition format: documents by state, outbox depth
-  and the age of its oldest row per peer, deliveries failing, delivery latency as a histogram,
-  delivery attempts by outcome, and the registry snapshot's version, age and time to expiry.
+  and the age of its oldest row per peer, deliveries failing now, failed delivery attempts per
+  peer, delivery latency as a histogram, and the registry snapshot's version, age and time to
+  expiry.
 
 The figures that live in the database are read at scrape time with a few aggregate queries, so
 they are true after a restart and need no bookkeeping in the code that changes them. Each app
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from permitnet.node.discovery_challenge import ChallengeResponder, setup_challenge
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPS_KEY",
-    "DeliveryMetrics",
     "OpsProbes",
     "RegistryFreshness",
     "mount_on_node",
@@ -83,44 +83,10 @@ class OpsProbes:
     clock: Callable[[], int] = lambda: int(time.time())
 
 
-class DeliveryMetrics:
-    """In-process delivery counters; the delivery worker calls these as it works.
-
-    The histogram of end-to-end delivery latency is computed from the outbox at scrape time; these
-    count what the database does not keep: every attempt and how it ended.
-    """
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._attempts = Counter(
-            "permitnet_delivery_attempts",
-            "Delivery attempts to peer nodes by outcome (delivered, failed).",
-            ["peer", "outcome"],
-            registry=registry,
-        )
-        self._request_seconds = Histogram(
-            "permitnet_delivery_request_seconds",
-            "Duration of one delivery request to a peer node.",
-            ["peer"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=registry,
-        )
-
-    def delivered(self, peer: str, seconds: float) -> None:
-        """Count one successful delivery request and its duration."""
-        self._attempts.labels(peer=peer, outcome="delivered").inc()
-        self._request_seconds.labels(peer=peer).observe(seconds)
-
-    def failed(self, peer: str, seconds: float) -> None:
-        """Count one failed delivery request (refused, unreachable, timed out)."""
-        self._attempts.labels(peer=peer, outcome="failed").inc()
-        self._request_seconds.labels(peer=peer).observe(seconds)
-
-
 class _Ops:
     def __init__(self, probes: OpsProbes) -> None:
         self.probes = probes
         self.registry = CollectorRegistry(auto_describe=True)
-        self.delivery = DeliveryMetrics(self.registry)
         r = self.registry
         self.documents = Gauge(
             "permitnet_documents",
@@ -140,6 +106,12 @@ class _Ops:
         self.outbox_failing = Gauge(
             "permitnet_outbox_failing",
             "Undelivered outbox rows whose last attempt failed, per peer.",
+            ["peer"],
+            registry=r,
+        )
+        self.failed_attempts = Gauge(
+            "permitnet_delivery_failed_attempts",
+            "Delivery attempts to a peer that failed, since the node was set up (from the outbox).",
             ["peer"],
             registry=r,
         )
@@ -183,6 +155,9 @@ class _Ops:
                 "sum(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END) "
                 "FROM outbox WHERE delivered_at IS NULL GROUP BY peer"
             )
+            failed = await tx.fetchall(
+                "SELECT peer, sum(attempts) - count(delivered_at) FROM outbox GROUP BY peer"
+            )
             pending = await tx.fetchall(
                 "SELECT reason, count(*) FROM inbound_pending GROUP BY reason"
             )
@@ -199,6 +174,9 @@ class _Ops:
             self.outbox_depth.labels(peer=peer).set(depth)
             self.outbox_oldest.labels(peer=peer).set(max(0, now - int(oldest)))
             self.outbox_failing.labels(peer=peer).set(failing or 0)
+        self.failed_attempts.clear()
+        for peer, count in failed:
+            self.failed_attempts.labels(peer=peer).set(count or 0)
         self.pending.clear()
         for reason, count in pending:
             self.pending.labels(reason=reason).set(count)
@@ -290,7 +268,7 @@ def _fmt(bound: float) -> str:
     return str(float(bound))
 
 
-#: The ops state of an app: its metrics registry and the delivery counters.
+#: The ops state of an app: its probes and its metrics registry.
 OPS_KEY: Final = web.AppKey("permitnet_ops", _Ops)
 
 routes = web.RouteTableDef()
@@ -327,20 +305,24 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-def setup_ops(app: web.Application, probes: OpsProbes) -> DeliveryMetrics:
+def setup_ops(app: web.Application, probes: OpsProbes) -> None:
     """Mount ``/healthz``, ``/readyz`` and ``/metrics`` on a node app.
 
     Args:
         app: the node's application, before it starts.
         probes: where the endpoints read the node's state.
-
-    Returns:
-        The delivery counters, for the delivery worker to report into.
     """
-    ops = _Ops(probes)
-    app[OPS_KEY] = ops
+    app[OPS_KEY] = _Ops(probes)
     app.add_routes(routes)
-    return ops.delivery
+
+
+def _configured_grace(app: web.Application) -> int:
+    # Imported at call time: app.py imports this module, and calls us from create_app, after
+    # it has put the configuration in the app.
+    from permitnet.node.app import CONFIG_KEY  # noqa: PLC0415
+
+    config = app.get(CONFIG_KEY)
+    return DEFAULT_REGISTRY_GRACE_SECONDS if config is None else config.registry_grace_seconds
 
 
 def mount_on_node(
@@ -351,8 +333,8 @@ def mount_on_node(
     registry: Callable[[], RegistryView | None],
     signing_key: Callable[[], SigningKey | None],
     clock: Callable[[], int],
-    grace_seconds: int = DEFAULT_REGISTRY_GRACE_SECONDS,
-) -> DeliveryMetrics:
+    grace_seconds: int | None = None,
+) -> None:
     """Mount the ops endpoints and the discovery challenge on the node's app.
 
     The app factory calls this once; every argument is read at request time, so the store and
@@ -365,11 +347,11 @@ def mount_on_node(
         registry: returns the current verified registry view, or ``None``.
         signing_key: returns the loaded signing key, or ``None`` before it is loaded.
         clock: the current Unix time.
-        grace_seconds: how long past expiry the registry data is still used (as the exchange).
-
-    Returns:
-        The delivery counters, for the delivery worker to report into.
+        grace_seconds: how long past expiry the registry data is still used; by default the
+            node configuration's ``registry_grace_seconds``, as the exchange uses.
     """
+    if grace_seconds is None:
+        grace_seconds = _configured_grace(app)
 
     def freshness() -> RegistryFreshness | None:
         view = registry()
@@ -397,7 +379,7 @@ def mount_on_node(
             clock=clock,
         ),
     )
-    return setup_ops(
+    setup_ops(
         app,
         OpsProbes(
             store=store,

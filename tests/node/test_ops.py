@@ -161,7 +161,8 @@ async def test_metrics_reflect_the_database(
         )
         ids = [_record(i, state="x").id for i in (1, 2, 3)]
         await tx.execute(
-            "UPDATE outbox SET delivered_at = created_at + 3 WHERE document_id = ?", (ids[0],)
+            "UPDATE outbox SET delivered_at = created_at + 3, attempts = 1 WHERE document_id = ?",
+            (ids[0],),
         )
         await tx.execute(
             "UPDATE outbox SET attempts = 2, last_error = 'connection refused' "
@@ -183,6 +184,9 @@ async def test_metrics_reflect_the_database(
     assert samples[("permitnet_outbox_depth", (("peer", "IN"),))] == 1
     assert samples[("permitnet_outbox_failing", (("peer", "IN"),))] == 1
     assert samples[("permitnet_outbox_failing", (("peer", "FR"),))] == 0
+    # IN's row failed twice; FR's delivered row was one successful attempt.
+    assert samples[("permitnet_delivery_failed_attempts", (("peer", "IN"),))] == 2
+    assert samples[("permitnet_delivery_failed_attempts", (("peer", "FR"),))] == 0
     assert samples[("permitnet_outbox_oldest_age_seconds", (("peer", "FR"),))] == 50
     latency = "permitnet_delivery_latency_seconds"
     assert samples[(latency + "_count", ())] == 1
@@ -200,28 +204,6 @@ async def test_metrics_reflect_the_database(
     samples = _samples(await (await client.get("/metrics")).text())
     assert ("permitnet_outbox_depth", (("peer", "FR"),)) not in samples
     assert samples[(latency + "_count", ())] == 2
-
-
-async def test_delivery_counters(state: _State) -> None:
-    app = web.Application()
-    delivery = setup_ops(
-        app,
-        OpsProbes(
-            store=lambda: state.store,
-            registry=lambda: state.freshness,
-            signing_key_loaded=lambda: True,
-            clock=lambda: NOW,
-        ),
-    )
-    delivery.delivered("FR", 0.02)
-    delivery.failed("FR", 1.5)
-    delivery.failed("FR", 0.3)
-    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as c:
-        samples = _samples(await (await c.get("/metrics")).text())
-    attempts = "permitnet_delivery_attempts_total"
-    assert samples[(attempts, (("outcome", "delivered"), ("peer", "FR")))] == 1
-    assert samples[(attempts, (("outcome", "failed"), ("peer", "FR")))] == 2
-    assert samples[("permitnet_delivery_request_seconds_count", (("peer", "FR"),))] == 3
 
 
 def test_json_logs_are_one_object_per_line() -> None:
