@@ -241,8 +241,16 @@ def verify_offline(
     warnings = _registry_warnings(view, now)
     warnings.extend(_key_warnings(key))
     reason = None
-    if data.startswith(b"%PDF-") and signed.document.DOCUMENT_TYPE in PRINTABLE_TYPES:
-        reason = compare_printout(data, signed, catalogue=catalogue, warnings=warnings)
+    if data.startswith(b"%PDF-"):
+        if signed.document.DOCUMENT_TYPE in PRINTABLE_TYPES:
+            reason = compare_printout(data, signed, catalogue=catalogue, warnings=warnings)
+        else:
+            # Its pages could say anything: nothing printed them from this document.
+            kind = signed.document.DOCUMENT_TYPE.replace("_", " ")
+            reason = (
+                f"the PDF holds a {kind}, which is never printed: its pages were not printed "
+                f"from the signed document inside it (an authentic {kind})"
+            )
     document = signed.document
     return Verdict(
         authentic=reason is None,

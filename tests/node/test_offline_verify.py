@@ -273,6 +273,12 @@ BAD: list[tuple[str, Callable[[], bytes], Callable[[], RegistryView | None], str
         "the PDF's printed text was altered: it reads '15' where the signed document says '1.5'",
     ),
     (
+        "PDF made by other software around an authentic certificate",
+        lambda: pdf_with_attachment(CERTIFICATE.raw),
+        lambda: VIEW,
+        "the PDF's printed text was altered: text was added or removed",
+    ),
+    (
         "PDF with a page added",
         lambda: with_extra_page(PDF),
         lambda: VIEW,
@@ -319,6 +325,18 @@ BAD: list[tuple[str, Callable[[], bytes], Callable[[], RegistryView | None], str
     ),
     ("no registry data", lambda: CERTIFICATE.raw, lambda: None, "no registry data"),
 ]
+
+
+def pdf_with_attachment(raw: bytes) -> bytes:
+    """A PDF made by other software: one page (which could say anything) and a .cose file."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.add_attachment("document.cose", raw)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
 
 
 def with_extra_page(pdf: bytes) -> bytes:
@@ -489,3 +507,8 @@ def test_messages_and_cancellations_verify_and_name_what_they_are_about() -> Non
             (relation, CERTIFICATE.id_hex)
         ]
         assert verdict.validity == "not limited in time"
+        # A PDF around one was not printed by permitnet: its pages could say anything.
+        forged = verify_offline(pdf_with_attachment(signed.raw), VIEW, now=NOW)
+        assert not forged.authentic
+        assert forged.reason is not None
+        assert "which is never printed: its pages were not printed from" in forged.reason
