@@ -125,6 +125,10 @@ async def create_certificate(request: web.Request, ctx: PageContext) -> web.Stre
     values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
     try:
         check = await _preview(request, get)
+    except RegistryUnavailableError as e:
+        # Without registry data the estimate cannot be checked now; the draft may still be
+        # saved, and approval checks the estimate (and holds the certificate if need be).
+        check = _forms.Preview(ok=False, blocking=False, message=str(e))
     except (NodeError, ProtocolError) as e:
         return _certificate_page(request, ctx, status=400, values=values, error=str(e))
     if ctx.field("action") == "check":

@@ -643,3 +643,19 @@ async def test_cancel_an_issued_certificate(trade: Trade) -> None:
     )
     assert response.status == 400
     assert "only documents this node issued can be cancelled" in await response.text()
+
+
+async def test_a_draft_can_be_saved_without_registry_data(tmp_path: Path) -> None:
+    async with web_node(tmp_path, country="DE", clock=Clock(), users={"clara": ["clerk"]}) as node:
+        client = node.client
+        await log_in(client, "clara")
+        csrf = await _form_csrf(client, "/certificates/new")
+        form = certificate_form(csrf, "1 kg")
+        response = await client.post("/certificates/new", data=form | {"action": "check"})
+        assert response.status == 200
+        assert "no verified registry data yet" in await response.text()
+        response = await client.post("/certificates/new", data=form)
+        assert response.status == 200, await response.text()
+        draft = await node.services.get_draft(_draft_id(response.url.path))
+        assert draft.state == "draft"
+        assert draft.created_by == "clara"
