@@ -9,11 +9,11 @@ stored exactly as signed and served byte for byte.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from permitnet.registry.audit import AuditRow, append_audit, audit_rows, verify_audit
 from permitnet.registry.errors import NotFoundError, StorageError
 
 if TYPE_CHECKING:
@@ -64,23 +64,13 @@ CREATE TABLE audit (
     at INTEGER NOT NULL,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    hash BLOB NOT NULL
 );
 """
 
 
 _SCHEMA_MARK: Final = "INSERT INTO meta VALUES ('schema', '1');"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditRow:
-    """One audit log entry: who did what, when."""
-
-    id: int
-    at: int
-    actor: str
-    action: str
-    detail: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,21 +158,20 @@ class RegistryStore:
     def audit(
         self, db: sqlite3.Connection, *, at: int, actor: str, action: str, detail: dict[str, object]
     ) -> None:
-        """Write an audit row inside the transaction of the change it records."""
-        db.execute(
-            "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (at, actor, action, json.dumps(detail, sort_keys=True)),
-        )
+        """Write a hash-chained audit row inside the transaction of the change it records."""
+        append_audit(db, at=at, actor=actor, action=action, detail=detail)
 
     def audit_rows(self, limit: int = 100) -> list[AuditRow]:
         """Return the latest audit rows, newest first."""
-        rows = self._db.execute(
-            "SELECT id, at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return [
-            AuditRow(id=r[0], at=r[1], actor=r[2], action=r[3], detail=json.loads(r[4]))
-            for r in rows
-        ]
+        return audit_rows(self._db, limit)
+
+    def verify_audit(self) -> int:
+        """Check the audit log's hash chain; return the number of rows.
+
+        Raises:
+            StorageError: a row was edited, deleted or reordered.
+        """
+        return verify_audit(self._db)
 
     # ------------------------------------------------------------------ the log
 

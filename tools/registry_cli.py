@@ -265,6 +265,10 @@ def _token_list(registry: Registry, args: argparse.Namespace) -> None:
 
 
 def _audit(registry: Registry, args: argparse.Namespace) -> None:
+    if args.verify:
+        count = registry.store.verify_audit()
+        print(f"audit log intact: {count} rows, hash chain verified")
+        return
     _print(
         [
             {"id": a.id, "at": a.at, "actor": a.actor, "action": a.action, "detail": a.detail}
@@ -419,4 +423,5 @@ def _register_publication(command: Command) -> None:
     command("tokens", "list admin API tokens (names only)", _with_registry(_token_list))
     p = command("audit", "show the audit log, newest first", _with_registry(_audit))
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--verify", action="store_true", help="check the audit log's hash chain")
     command("status", "show versions and counts", _with_registry(_status))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
@@ -361,3 +362,21 @@ def test_every_change_is_audited_with_who_and_when(registry: Registry) -> None:
     actions = [r.action for r in registry.store.audit_rows(100)]
     assert actions[-1] == "init"
     assert actions.count("set-country") == 2
+
+
+def test_audit_log_is_hash_chained(registry: Registry, tmp_path: Path) -> None:
+    assert registry.store.verify_audit() == 3  # init and two countries
+    registry.close()
+    database = sqlite3.connect(tmp_path / "reg" / "registry.sqlite")
+    with database:
+        database.execute("UPDATE audit SET actor = 'someone else' WHERE id = 2")
+    reopened = Registry.open(tmp_path / "reg")
+    with pytest.raises(StorageError, match="row 2 was altered"):
+        reopened.store.verify_audit()
+    with database:
+        database.execute("UPDATE audit SET actor = 'cli:test' WHERE id = 2")
+        database.execute("DELETE FROM audit WHERE id = 2")
+    with pytest.raises(StorageError, match="row 2 is missing"):
+        reopened.store.verify_audit()
+    database.close()
+    reopened.close()

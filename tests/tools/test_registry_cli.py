@@ -123,6 +123,9 @@ def test_operator_workflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert all(
         row["actor"].startswith("cli:") for row in audit if row["action"] != "submit-key-request"
     )
+    code, out, _ = run(capsys, "audit", reg, "--verify")
+    assert code == 0
+    assert "intact" in out
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
