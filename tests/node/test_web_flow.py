@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+import segno
 
 from permitnet.node import audit
 from permitnet.node.keystore import SigningKey
@@ -23,6 +25,7 @@ from permitnet.node.printing import document_sheet
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.testing import TestCountry, estimate, registry_view
 from permitnet.node.web.testing import WebNode, log_in, web_node
+from permitnet.protocol.qr import encode_qr_text
 from permitnet.protocol.signed import SignedDocument
 
 if TYPE_CHECKING:
@@ -438,6 +441,22 @@ async def test_printed_pdf_verifies_and_a_tampered_one_fails(trade: Trade) -> No
     assert hashlib.sha256(raw).hexdigest() == ic_id
     text = await _verify(trade.fr.client, raw, "certificate.cose")
     assert "Authentic: Import certificate" in text
+
+    # The text of the QR code, pasted.
+    client = trade.fr.client
+    client.session.cookie_jar.clear()
+    csrf = await _form_csrf(client, "/verify")
+    response = await client.post(
+        "/verify", data={"csrf_token": csrf, "qr_text": encode_qr_text(raw)}
+    )
+    assert "Authentic: Import certificate DE-IC-2026-1" in await response.text()
+
+    # A photo or scan of the QR code (here: the code drawn as a PNG).
+    image = io.BytesIO()
+    segno.make(encode_qr_text(raw), error="m").save(image, kind="png", scale=4, border=4)
+    text = await _verify(client, image.getvalue(), "qr.png")
+    assert "Authentic: Import certificate DE-IC-2026-1" in text
+    assert "QR code" in text
 
     forged = bytearray(raw)
     forged[-10] ^= 0x01
