@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -55,7 +56,12 @@ MANIFEST: Final = "manifest.json"
 BACKUP_FORMAT: Final = "permitnet-node-backup-1"
 DATABASE_IN_BACKUP: Final = "node.sqlite3"
 
-_NODE_GROUPS: dict[int, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+#: The ``node`` group's subcommands, per top-level subparsers object. Weak keys: a parser that
+#: is gone must not hand its group to a new one (ids are reused after garbage collection).
+_NODE_GROUPS: weakref.WeakKeyDictionary[
+    argparse._SubParsersAction[argparse.ArgumentParser],
+    argparse._SubParsersAction[argparse.ArgumentParser],
+] = weakref.WeakKeyDictionary()
 
 
 def node_group(
@@ -66,16 +72,15 @@ def node_group(
     Both :mod:`permitnet.tools.node_cli` and this module add ``node`` subcommands; this is the
     one place the group is made, so there is never a second ``node`` parser.
     """
-    key = id(subparsers)
-    if key not in _NODE_GROUPS:
+    if subparsers not in _NODE_GROUPS:
         parser = subparsers.add_parser(
             "node",
             help="run and operate a country node",
             description="Set up, run and operate a country's permitnet node.",
         )
-        _NODE_GROUPS[key] = parser.add_subparsers(dest="node_command", metavar="COMMAND")
+        _NODE_GROUPS[subparsers] = parser.add_subparsers(dest="node_command", metavar="COMMAND")
         parser.set_defaults(handler=lambda _args: _print_help(parser))
-    return _NODE_GROUPS[key]
+    return _NODE_GROUPS[subparsers]
 
 
 def _one_line(
