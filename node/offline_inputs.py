@@ -31,6 +31,7 @@ from permitnet.protocol.qr import QR_PREFIX, decode_qr_text
 
 __all__ = [
     "IMAGE_FORMATS",
+    "IMAGE_SOURCE",
     "MAX_IMAGE_PIXELS",
     "MAX_INPUT_SIZE",
     "MAX_PDF_PAGES",
@@ -54,6 +55,8 @@ RENDER_DPI: Final = 200
 #: The signed file's first byte: CBOR tag 18 (COSE_Sign1), or an untagged 4-item array.
 _COSE_FIRST_BYTES: Final = frozenset({0xD2, 0x84})
 _PDF_MAGIC: Final = b"%PDF-"
+#: The source of a document read from the QR code of a scan or photo.
+IMAGE_SOURCE: Final = "QR code in image"
 #: PDFium is not thread-safe (pypdfium2's documentation says so): one rendering at a time, so
 #: that a web server may call this module from several worker threads.
 _PDFIUM_LOCK: Final = threading.Lock()
@@ -108,7 +111,7 @@ def extract_signed(data: bytes) -> Extracted:
         raise UnreadableInputError("not a PDF, an image, a QR text or a signed permitnet document")
     texts = read_qr_texts(image)
     return Extracted(
-        raw=_single(texts, f"the {image.format or 'image'} image"), source="QR code in image"
+        raw=_single(texts, f"the {image.format or 'image'} image"), source=IMAGE_SOURCE
     )
 
 

@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from permitnet.node.offline_inputs import UnreadableInputError, extract_signed
+from permitnet.node.offline_inputs import IMAGE_SOURCE, UnreadableInputError, extract_signed
 from permitnet.node.print_content import country_name, format_instant, reference
 from permitnet.node.printing import PRINTABLE_TYPES, document_sections, document_title
 from permitnet.node.printout_check import compare_printout
@@ -240,6 +240,11 @@ def verify_offline(
     assert key is not None  # verify_document found it
     warnings = _registry_warnings(view, now)
     warnings.extend(_key_warnings(key))
+    if found.source == IMAGE_SOURCE:
+        warnings.append(
+            "only the QR code was verified, not the text around it: compare the fields shown "
+            "here with the paper"
+        )
     reason = None
     if data.startswith(b"%PDF-"):
         if signed.document.DOCUMENT_TYPE in PRINTABLE_TYPES:
