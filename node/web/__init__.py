@@ -25,7 +25,14 @@ from permitnet.node.web import (
     paper_pages,
     verify_page,
 )
-from permitnet.node.web._base import ACCOUNTS_KEY, NODE_KEYS, SETTINGS_KEY, NodeKeys, WebSettings
+from permitnet.node.web._base import (
+    ACCOUNTS_KEY,
+    NODE_KEYS,
+    SETTINGS_KEY,
+    NodeKeys,
+    WebSettings,
+    html_not_found,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -75,6 +82,7 @@ def setup_web(
             yield
 
     app.cleanup_ctx.append(accounts_ctx)
+    app.middlewares.append(html_not_found)
     app.router.add_static("/static/web/", _HERE / "static", name="web_static")
     for module in (
         admin_pages,

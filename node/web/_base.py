@@ -348,6 +348,28 @@ _TITLES: Final = {
 }
 
 
+#: Paths that belong to machines (JSON API, peers, operations): their errors are not pages.
+_MACHINE_PREFIXES: Final = ("/api/", "/peer/", "/healthz", "/readyz", "/metrics", "/static/")
+
+
+@web.middleware
+async def html_not_found(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer a browser's request for a page that does not exist with a plain 404 page."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        wants_page = "text/html" in request.headers.get("Accept", "")
+        if request.method != "GET" or not wants_page or request.path.startswith(_MACHINE_PREFIXES):
+            raise
+        ctx = PageContext(session=await load_session(request), form=None, form_token="")
+        response = error_page(request, ctx, 404, f"there is no page {request.path} on this node")
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
 def error_page(request: web.Request, ctx: PageContext, status: int, message: str) -> web.Response:
     """Render a plain page that says what went wrong, with the given status."""
     if status >= 500:

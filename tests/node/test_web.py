@@ -384,3 +384,19 @@ async def test_an_unexpected_failure_shows_a_plain_page_and_is_logged(
         assert "has been logged" in text
         assert "disk on fire" not in text  # internals stay in the log
     assert any("disk on fire" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+async def test_unknown_pages_get_a_plain_404_page_but_machines_do_not(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        response = await client.get("/no-such-page", headers={"Accept": "text/html"})
+        assert response.status == 404
+        text = await response.text()
+        assert "<h1>Not found</h1>" in text
+        assert "there is no page /no-such-page on this node" in text
+        assert response.headers["X-Frame-Options"] == "DENY"
+        for path, accept in (("/no-such-page", "*/*"), ("/peer/v1/nothing", "text/html")):
+            response = await client.get(path, headers={"Accept": accept})
+            assert response.status == 404
+            assert "<h1>" not in await response.text()
+        response = await client.get("/documents/" + "0" * 64, allow_redirects=False)
+        assert response.status == 303  # a real page, which needs a login first
