@@ -141,6 +141,22 @@ async def create_certificate(request: web.Request, ctx: PageContext) -> web.Stre
     raise web.HTTPSeeOther(f"/drafts/{draft.id}")
 
 
+_DRAFT_STATES = ("draft", "held", "signed", "discarded")
+
+
+@routes.get("/drafts", name="drafts")
+@page(permission=Permission.VIEW)
+async def drafts(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Drafts by state, newest first: what awaits approval, what is held, what was done."""
+    state = request.query.get("state", "draft")
+    if state not in _DRAFT_STATES:
+        raise ValidationError(f"state: one of {', '.join(_DRAFT_STATES)}")
+    rows = await services(request).list_drafts(state=state, limit=200)
+    return render(
+        request, ctx, "drafts.html", title="Drafts", drafts=rows, state=state, states=_DRAFT_STATES
+    )
+
+
 @routes.get("/drafts/{draft_id}", name="draft")
 @page(permission=Permission.VIEW)
 async def draft_page(request: web.Request, ctx: PageContext) -> web.StreamResponse:

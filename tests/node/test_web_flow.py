@@ -285,6 +285,11 @@ async def test_over_estimate_certificate_explains_the_block(trade: Trade) -> Non
     assert "Held by the estimate, not signed." in text
     assert "morphine 2026: estimate 10000000 mg" in text
     assert "exceeds by 5042000 mg" in text
+    held_list = await (await de.get("/drafts", params={"state": "held"})).text()
+    assert f'href="/drafts/{draft_id}"' in held_list
+    assert "exceeds by 5042000 mg" in held_list
+    assert f'href="/drafts/{draft_id}"' not in await (await de.get("/drafts")).text()
+    assert (await de.get("/drafts", params={"state": "lost"})).status == 400
     dashboard = await (await de.get("/")).text()
     assert "Held certificates" in dashboard
     assert "exceeds by 5042000 mg" in dashboard
