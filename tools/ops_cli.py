@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import shutil
+import ssl
 import sys
 import time
 import urllib.error
@@ -43,7 +44,6 @@ from permitnet.tools.progress import progress_bar
 from permitnet.tools.sync_cli import register_sync
 
 if TYPE_CHECKING:
-    import ssl
     from collections.abc import Callable
 
     from aiohttp import web
@@ -306,14 +306,24 @@ def _read_manifest(backup: Path) -> dict[str, Any]:
 
 
 def _node_answers(config: NodeConfig) -> bool:
-    url = f"http://{config.host}:{config.port}/healthz"
-    if config.host in {"0.0.0.0", "::"}:  # noqa: S104 - reading the config, not binding
-        url = f"http://127.0.0.1:{config.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http(s) only
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    """Whether anything answers ``/healthz`` at the node's configured address (HTTP or HTTPS)."""
+    host = "127.0.0.1" if config.host in {"0.0.0.0", "::"} else config.host  # noqa: S104
+    # Only a liveness probe: whether something is there, never whom to trust, so the
+    # certificate is not checked (the node may use a private CA).
+    probe_tls = ssl.create_default_context()
+    probe_tls.check_hostname = False
+    probe_tls.verify_mode = ssl.CERT_NONE
+    for scheme in ("http", "https"):
+        url = f"{scheme}://{host}:{config.port}/healthz"
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - http(s) only
+                url, timeout=2, context=probe_tls if scheme == "https" else None
+            ) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError, ValueError):
+            continue
+    return False
 
 
 @_one_line

@@ -236,3 +236,34 @@ def test_rotate_key_prepare_then_activate_needs_the_registry(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("permitnet: error: ")
+
+
+def test_restore_refuses_while_a_node_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import http.server
+    import threading
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = make_node(tmp_path / "de")
+        config.with_overrides(port=server.server_address[1]).save()
+        assert main(["node", "backup", str(tmp_path / "de"), str(tmp_path / "b"), "--quiet"]) == 0
+        capsys.readouterr()
+        assert main(["node", "restore", str(tmp_path / "b"), str(tmp_path / "de")]) == 1
+        assert "stop it before restoring" in capsys.readouterr().err
+        assert main(["node", "restore", str(tmp_path / "b"), str(tmp_path / "de"), "--force"]) == 0
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
