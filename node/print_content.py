@@ -75,7 +75,7 @@ _ITEM_HEADINGS: Final = (
     "Factor",
     "Anhydrous base",
 )
-_ITEM_WIDTHS: Final = (8, 52, 20, 28, 25, 14, 33)
+_ITEM_WIDTHS: Final = (8, 51, 20, 24, 25, 14, 38)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,17 +162,18 @@ def _country(code: str) -> str:
     return f"{country_name(code)} ({code})"
 
 
-def _party(party: Party) -> str:
-    return f"{party.name}\n{party.address}\nLicence: {party.licence}"
+def _party(party: Party, country: str) -> str:
+    return f"{party.name}\n{party.address}\n{_country(country)}\nLicence: {party.licence}"
 
 
-def _parties(importer: Party, exporter: Party) -> Section:
+def _parties(importer: Party, importing: str, exporter: Party, exporting: str) -> Section:
+    """The importer and exporter side by side, each with their country."""
     return Section(
         heading="Importer and exporter",
         columns=2,
         fields=(
-            Field(label="Importer", value=_party(importer)),
-            Field(label="Exporter", value=_party(exporter)),
+            Field(label="Importer", value=_party(importer, importing)),
+            Field(label="Exporter", value=_party(exporter, exporting)),
         ),
     )
 
@@ -196,7 +197,7 @@ def _item_rows(items: tuple[Item, ...], catalogue: Catalogue) -> tuple[ItemRow, 
                 item.preparation,
                 _quantity(item.quantity_mg),
                 item.factor,
-                f"{_quantity(item.base_mg)}\nof {item.base}",
+                f"{_quantity(item.base_mg)} {item.base}",
             )
         )
         for number, item in enumerate(items, start=1)
@@ -213,13 +214,8 @@ def _import_certificate(document: ImportCertificate, catalogue: Catalogue) -> Co
     )
     return Content(
         before=(
-            _parties(document.importer, document.exporter),
-            Section(
-                heading="Countries",
-                fields=(
-                    Field(label="Importing country", value=_country(document.issuer)),
-                    Field(label="Exporting country", value=_country(document.exporting_country)),
-                ),
+            _parties(
+                document.importer, document.issuer, document.exporter, document.exporting_country
             ),
         ),
         items=_item_rows(document.items, catalogue),
@@ -248,12 +244,12 @@ def _export_authorization(document: ExportAuthorization, catalogue: Catalogue) -
     transit = ", ".join(_country(c) for c in document.transit_countries)
     return Content(
         before=(
-            _parties(document.importer, document.exporter),
+            _parties(
+                document.importer, document.importing_country, document.exporter, document.issuer
+            ),
             Section(
-                heading="Countries and import certificate",
+                heading="Import certificate",
                 fields=(
-                    Field(label="Exporting country", value=_country(document.issuer)),
-                    Field(label="Importing country", value=_country(document.importing_country)),
                     Field(label="Import certificate number", value=certificate.number),
                     Field(
                         label="Import certificate issued",
@@ -325,14 +321,12 @@ def _endorsement(document: Endorsement, catalogue: Catalogue) -> Content:
 def _export_declaration(document: ExportDeclaration, catalogue: Catalogue) -> Content:
     return Content(
         before=(
-            _parties(document.importer, document.exporter),
+            _parties(
+                document.importer, document.importing_country, document.exporter, document.issuer
+            ),
             Section(
-                heading="Countries and date of export",
-                fields=(
-                    Field(label="Exporting country", value=_country(document.issuer)),
-                    Field(label="Importing country", value=_country(document.importing_country)),
-                    Field(label="Date of export", value=document.date_of_export.isoformat()),
-                ),
+                heading="Export",
+                fields=(Field(label="Date of export", value=document.date_of_export.isoformat()),),
             ),
         ),
         items=_item_rows(document.items, catalogue),

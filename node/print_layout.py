@@ -249,17 +249,17 @@ def _header(pdf: FPDF, sheet: Sheet) -> None:
     )
     pdf.set_font(_FONT, "", 10)
     pdf.multi_cell(_CONTENT_WIDTH, 5, sheet.issuing_authority, new_x=XPos.LMARGIN, align="L")
-    pdf.ln(3)
+    pdf.ln(2)
     pdf.set_draw_color(*_INK)
     pdf.set_line_width(0.6)
     pdf.line(_MARGIN, pdf.get_y(), _PAGE_WIDTH - _MARGIN, pdf.get_y())
-    pdf.ln(3)
+    pdf.ln(2.5)
     pdf.set_font(_FONT, "B", 17)
     pdf.multi_cell(_CONTENT_WIDTH, 8, sheet.title.upper(), align="C", new_x=XPos.LMARGIN)
     pdf.set_font(_FONT, "", 8.5)
     pdf.set_text_color(*_GREY)
     pdf.multi_cell(_CONTENT_WIDTH, 4.2, sheet.legal_basis, align="C", new_x=XPos.LMARGIN)
-    pdf.ln(3)
+    pdf.ln(2.5)
     half = _CONTENT_WIDTH / 2
     pdf.set_text_color(*_INK)
     pdf.set_font(_FONT, "", 8)
@@ -270,7 +270,7 @@ def _header(pdf: FPDF, sheet: Sheet) -> None:
     pdf.cell(half, 6.5, sheet.date_of_issue, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_line_width(0.2)
     pdf.line(_MARGIN, pdf.get_y() + 1.5, _PAGE_WIDTH - _MARGIN, pdf.get_y() + 1.5)
-    pdf.ln(4)
+    pdf.ln(3)
 
 
 def _heading(pdf: FPDF, text: str) -> None:
@@ -287,7 +287,7 @@ def _section(pdf: FPDF, section: Section) -> None:
     if section.columns == 2:
         _two_columns(pdf, section.fields)
         return
-    label_width = 55.0
+    label_width = 45.0
     for field in section.fields:
         top = pdf.get_y()
         pdf.set_font(_FONT, "", 8.5)
@@ -300,7 +300,7 @@ def _section(pdf: FPDF, section: Section) -> None:
         pdf.multi_cell(
             _CONTENT_WIDTH - label_width, 4.6, field.value or "-", new_x=XPos.LMARGIN, align="L"
         )
-        pdf.set_y(max(pdf.get_y(), label_bottom) + 0.8)
+        pdf.set_y(max(pdf.get_y(), label_bottom) + 0.5)
 
 
 def _two_columns(pdf: FPDF, fields: tuple[Field, ...]) -> None:
@@ -347,8 +347,9 @@ def _items(pdf: FPDF, sheet: Sheet) -> None:
 
 def _verification(pdf: FPDF, sheet: Sheet, code: segno.QRCode, level: str) -> None:
     size = code.symbol_size(border=QUIET_ZONE_MODULES)[0] * MODULE_MM
-    needed = max(size, 4.6 * (len(sheet.verification) + 6)) + 10
-    if pdf.get_y() + needed > pdf.h - 18:
+    # The heading takes 9.5 mm; the code may come down to 3 mm above the footer.
+    needed = max(size, 4.6 * (len(sheet.verification) + 6)) + 9.5
+    if pdf.get_y() + needed > pdf.h - 16:
         pdf.add_page()
     _heading(pdf, "Electronic signature and verification")
     top = pdf.get_y()

@@ -319,3 +319,11 @@ def test_sections_for_display_hold_every_field() -> None:
         "Several consignments",
         "Conditions",
     } <= labels
+
+
+@pytest.mark.parametrize("make", [import_certificate, export_authorization, endorsement])
+def test_a_two_item_document_prints_on_one_page(make: object) -> None:
+    assert callable(make)
+    signed = make()
+    assert isinstance(signed, SignedDocument)
+    assert len(PdfReader(io.BytesIO(print_document(signed))).pages) == 1
