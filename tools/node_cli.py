@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import pycountry
 from aiohttp import web
 
 from permitnet.node import audit, tokens
@@ -74,6 +75,11 @@ def _passphrase(env_name: str, *, confirm: bool) -> str:
     return first
 
 
+def _default_authority(country: str) -> str:
+    record = pycountry.countries.get(alpha_2=country)
+    return f"Competent national authority of {record.name if record else country}"
+
+
 def _init(args: argparse.Namespace) -> int:
     data_dir: Path = args.dir
     country = validate_country(args.country)
@@ -87,7 +93,7 @@ def _init(args: argparse.Namespace) -> int:
     config = NodeConfig(
         data_dir=data_dir,
         country=country,
-        authority_name=args.authority,
+        authority_name=args.authority or _default_authority(country),
         registry_urls=tuple(args.registry),
         registry_root=Path(ROOT_FILE),
         public_url=args.public_url or f"http://{args.host}:{args.port}",
@@ -255,7 +261,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = node.add_parser("init", help="create a node directory, its key and its database")
     p.add_argument("dir", type=Path, help="the node directory to create")
     p.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. DE")
-    p.add_argument("--authority", required=True, help="the competent national authority's name")
+    p.add_argument(
+        "--authority",
+        help="the competent national authority's name, as printed on documents (default: "
+        "'Competent national authority of COUNTRY'; edit node.toml to change it later)",
+    )
     p.add_argument(
         "--registry",
         required=True,

@@ -80,6 +80,24 @@ def test_init_encrypted(
     assert "refusing to overwrite" in capsys.readouterr().err
 
 
+def test_init_with_the_issue_s_minimal_arguments(tmp_path: Path, root_file: Path) -> None:
+    node = tmp_path / "fr"
+    argv = [
+        "node",
+        "init",
+        str(node),
+        "--country",
+        "FR",
+        "--registry",
+        "http://127.0.0.1:9",
+        "--registry-root",
+        str(root_file),
+        "--insecure-plaintext-key",
+    ]
+    assert main(argv) == 0
+    assert NodeConfig.load(node).authority_name == "Competent national authority of France"
+
+
 def test_init_plaintext_warns(
     tmp_path: Path, root_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
