@@ -23,7 +23,14 @@ from permitnet.node.lifecycle import NodeServices
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.store import DocumentRecord, Store
 from permitnet.node.testing import TestCountry, estimate, registry_view
-from permitnet.protocol.documents import ExportAuthorization, ImportCertificate
+from permitnet.protocol.documents import (
+    Cancellation,
+    DeliveryReceipt,
+    Endorsement,
+    ExportAuthorization,
+    ImportCertificate,
+    ReceivedItem,
+)
 from permitnet.protocol.errors import DocumentError, RuleViolation
 from permitnet.protocol.signed import SignedDocument
 
@@ -586,3 +593,70 @@ async def test_endorsement_of_a_cancelled_authorization_alerts(world: World) -> 
     (alert,) = await world.fr.services.list_alerts()
     assert alert.kind == "endorsed_after_cancellation"
     assert "FR-EA-1" in alert.message
+
+
+def _signed(world: World, issuer: str, document: Any) -> SignedDocument:
+    key = world.de.key if issuer == "DE" else world.fr.key
+    return SignedDocument.sign(document, signing_key=key.seed, kid=key.kid)
+
+
+async def test_received_documents_that_do_not_fit_are_refused(world: World) -> None:
+    """Validly signed documents whose content does not fit what the receiver holds."""
+    ic = await issue(world.de, "import_certificate", ic_body())
+    await deliver(world.de, ic, world.fr)
+    ea = await issue(world.fr, "export_authorization", ea_body(ic.id))
+    await deliver(world.fr, ea, world.de)
+    head: dict[str, Any] = {"issued_at": NOW, "authority": "Authority"}
+    cases: list[tuple[str, str, Any]] = [
+        # FR "cancels" DE's certificate: only the issuer may cancel.
+        (
+            "cancel-not-issuer",
+            "FR",
+            Cancellation(
+                issuer="FR",
+                recipient="DE",
+                document=bytes.fromhex(ic.id),
+                reason="not mine to cancel",
+                **head,
+            ),
+        ),
+        # A receipt is an answer to a delivery, never a document to apply.
+        (
+            "receipt-not-a-document",
+            "FR",
+            DeliveryReceipt(
+                issuer="FR",
+                recipient="DE",
+                document=bytes.fromhex(ic.id),
+                status="accepted",
+                reason="",
+                received_at=NOW,
+                **head,
+            ),
+        ),
+        # FR endorses its own authorization to DE: endorsements come from the importer, and
+        # DE did not issue this authorization.
+        (
+            "endorsement-not-ours",
+            "FR",
+            Endorsement(
+                issuer="FR",
+                recipient="DE",
+                export_authorization=bytes.fromhex(ea.id),
+                export_authorization_number="FR-EA-1",
+                date_received=dt.date(2026, 3, 9),
+                received=(ReceivedItem(line=0, substance="morphine", quantity_mg=1),),
+                remarks="",
+                **head,
+            ),
+        ),
+    ]
+    for rule, issuer, document in cases:
+        before = len(await world.de.services.store.events_after(0, 1000))
+        with pytest.raises(RuleViolation) as info:
+            await world.de.services.apply_received(
+                _signed(world, issuer, document), from_peer=issuer
+            )
+        assert info.value.rule == rule
+        assert len(await world.de.services.store.events_after(0, 1000)) == before, rule
+    assert (await world.de.store.get_document(ic.id)).state == "active"
