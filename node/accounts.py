@@ -249,6 +249,27 @@ class AccountStore:
             await self._execute("DELETE FROM account_sessions WHERE username = ?", (username,))
         return await self.get_user(username)
 
+    async def change_own_password(self, username: str, current: str, new: str) -> None:
+        """Let a person replace their own password, after proving they know the current one.
+
+        A wrong current password counts as a failed login for throttling. All the person's
+        sessions end, this one included.
+
+        Raises:
+            LoginThrottledError: Too many recent failures for this name.
+            UnauthorizedError: The current password is wrong.
+            ValidationError: The new password is too weak.
+        """
+        key = f"user:{username.lower()[:64]}"
+        await self._check_throttle((key, key))
+        rows = await self._fetchall(
+            "SELECT password_hash FROM account_users WHERE username = ?", (username,)
+        )
+        if not rows or not await self.hasher.verify(rows[0]["password_hash"], current):
+            await self._record_failure((key,))
+            raise UnauthorizedError("the current password is wrong")
+        await self.set_password(username, new)
+
     async def set_password(self, username: str, password: str) -> None:
         """Replace an account's password and end all its sessions.
 
@@ -345,12 +366,12 @@ class AccountStore:
         if locked_until is not None and locked_until > now:
             raise LoginThrottledError(locked_until - now)
 
-    async def _record_failure(self, keys: tuple[str, str]) -> None:
+    async def _record_failure(self, keys: tuple[str, ...]) -> None:
+        # The first key is a user name (the stricter limit), a second one a client address.
         now = self._now()
         policy = self.throttle
-        for key, limit in zip(
-            keys, (policy.max_failures, policy.max_failures_per_address), strict=True
-        ):
+        limits = (policy.max_failures, policy.max_failures_per_address)
+        for key, limit in zip(keys, limits[: len(keys)], strict=True):
             rows = await self._fetchall(
                 "SELECT failures, window_start FROM account_login_failures WHERE key = ?", (key,)
             )

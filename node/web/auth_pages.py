@@ -103,6 +103,34 @@ async def logout(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     return response
 
 
+@routes.get("/account", name="account")
+@page(permission=Permission.VIEW)
+async def account_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """The person's own account: name, roles, and a form to change the password."""
+    return render(request, ctx, "account.html", title="My account")
+
+
+@routes.post("/account")
+@page(permission=Permission.VIEW)
+async def change_password(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """Change one's own password; every session ends, so the person logs in again."""
+    current = ctx.form.get("current_password") if ctx.form else None
+    try:
+        await request.app[ACCOUNTS_KEY].change_own_password(
+            ctx.username, current if isinstance(current, str) else "", _password(ctx)
+        )
+    except LoginThrottledError as e:
+        return render(request, ctx, "account.html", status=429, error=str(e))
+    except (UnauthorizedError, ValidationError) as e:
+        return render(request, ctx, "account.html", status=e.status_hint, error=str(e))
+    await audit(request, ctx.username, "change own password", f"account:{ctx.username}", {})
+    response = web.Response(
+        status=303, headers={"Location": str(request.app.router["login"].url_for())}
+    )
+    clear_session_cookie(request, response)
+    return response
+
+
 @routes.get("/setup", name="setup")
 @page(permission=None)
 async def setup_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:

@@ -311,3 +311,26 @@ async def test_csrf_token_must_match(store: AccountStore, submitted: str | None)
     session.check_csrf(session.csrf_token)
     with pytest.raises(ForbiddenError, match="CSRF"):
         session.check_csrf(submitted)
+
+
+async def test_changing_own_password_needs_the_current_one_and_is_throttled(
+    store: AccountStore,
+) -> None:
+    await store.create_user(username="amina", display_name="A", password=PASSWORD, roles=["clerk"])
+    for _ in range(store.throttle.max_failures):
+        with pytest.raises(UnauthorizedError, match="current password is wrong"):
+            await store.change_own_password("amina", "guessing again", "another long passphrase")
+    with pytest.raises(LoginThrottledError):
+        await store.change_own_password("amina", PASSWORD, "another long passphrase")
+    # The guesses lock the name for logins too.
+    with pytest.raises(LoginThrottledError):
+        await store.login("amina", PASSWORD, address="b")
+
+
+async def test_changing_own_password_ends_every_session(store: AccountStore) -> None:
+    await store.create_user(username="amina", display_name="A", password=PASSWORD, roles=["clerk"])
+    token, _ = await store.login("amina", PASSWORD, address="a")
+    await store.change_own_password("amina", PASSWORD, "another long passphrase")
+    with pytest.raises(UnauthorizedError):
+        await store.session(token)
+    await store.login("amina", "another long passphrase", address="a")

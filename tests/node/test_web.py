@@ -400,3 +400,50 @@ async def test_unknown_pages_get_a_plain_404_page_but_machines_do_not(tmp_path: 
             assert "<h1>" not in await response.text()
         response = await client.get("/documents/" + "0" * 64, allow_redirects=False)
         assert response.status == 303  # a real page, which needs a login first
+
+
+async def test_people_change_their_own_password(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["clerk"]) as client:
+        csrf = await log_in(client, "amina")
+        page = await (await client.get("/account")).text()
+        assert "Clerk" in page
+        new = "a brand new passphrase"
+        cases = [
+            (
+                {"current_password": "not it at all", "password": new, "password_confirm": new},
+                401,
+                "the current password is wrong",
+            ),
+            (
+                {"current_password": PASSWORD, "password": "short", "password_confirm": "short"},
+                400,
+                "at least 12",
+            ),
+            (
+                {"current_password": PASSWORD, "password": new, "password_confirm": new + "!"},
+                400,
+                "the two passwords differ",
+            ),
+        ]
+        for form, status, message in cases:
+            response = await client.post("/account", data={"csrf_token": csrf, **form})
+            assert response.status == status
+            assert message in await response.text()
+        response = await client.post(
+            "/account",
+            data={
+                "csrf_token": csrf,
+                "current_password": PASSWORD,
+                "password": new,
+                "password_confirm": new,
+            },
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        assert response.headers["Location"] == "/login"
+        # The old session is gone, and only the new password opens a new one.
+        assert (await client.get("/", allow_redirects=False)).status == 303
+        accounts = client.app[ACCOUNTS_KEY]
+        with pytest.raises(UnauthorizedError):
+            await accounts.login("amina", PASSWORD, address="a")
+        await accounts.login("amina", new, address="a")
