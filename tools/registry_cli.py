@@ -102,7 +102,10 @@ def _init(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     directory = Path(args.dir)
-    Registry.open(directory).close()  # fail fast, with a clear message, before listening
+    try:
+        Registry.open(directory).close()  # fail fast, with a clear message, before listening
+    except RegistryServerError as e:
+        raise CliError(str(e)) from e
     app = create_app(RegistryConfig(directory=directory))
     print(f"registry serving {directory} on http://{args.host}:{args.port}")
     web.run_app(app, host=args.host, port=args.port, print=None)

@@ -69,3 +69,57 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["no-such-command"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> list[tuple[list[str], ...]]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        positional = [a for a in parser._actions if not a.option_strings and a.dest != "help"]
+        required = [a.option_strings[0] for a in parser._actions if a.option_strings and a.required]
+        return [(list(path), [a.dest for a in positional], required)]
+    found: list[tuple[list[str], ...]] = []
+    for action in subs:
+        for name, child in action.choices.items():
+            found.extend(_leaves(child, (*path, name)))
+    return found
+
+
+#: Commands that create what they are pointed at, serve forever, or take no path: each has
+#: its own tests (test_demo, test_serve_tls, the registry and node CLI tests).
+_NOT_ON_A_MISSING_PATH = {("demo",), ("discover",), ("node", "init"), ("registry", "init")}
+_ON_A_MISSING_PATH = [
+    leaf for leaf in _leaves(build_parser(), ()) if tuple(leaf[0]) not in _NOT_ON_A_MISSING_PATH
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "positional", "required"),
+    _ON_A_MISSING_PATH,
+    ids=[" ".join(leaf[0]) for leaf in _ON_A_MISSING_PATH],
+)
+def test_every_command_on_a_missing_path_fails_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    positional: list[str],
+    required: list[str],
+) -> None:
+    missing = str(tmp_path / "missing" / "nothing-here")
+    argv = [*command, *(missing for _ in positional)]
+    for option in required:
+        argv += [option, missing]
+    exit_code: object = None
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        # argparse refused a value (an integer, a date): its usage line and one error line.
+        exit_code = e.code
+    if exit_code is not None:
+        assert exit_code == 2
+        assert "error:" in capsys.readouterr().err
+        return
+    err = capsys.readouterr().err
+    assert code != 0, argv
+    errors = [line for line in err.splitlines() if line.startswith("permitnet: error: ")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err
