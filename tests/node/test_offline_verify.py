@@ -520,3 +520,23 @@ def test_messages_and_cancellations_verify_and_name_what_they_are_about() -> Non
         assert not forged.authentic
         assert forged.reason is not None
         assert "which is never printed: its pages were not printed from" in forged.reason
+
+
+def test_the_largest_certificate_the_protocol_allows_prints_and_verifies_from_a_scan() -> None:
+    from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
+    from permitnet.protocol.documents import MAX_ITEMS, Item
+
+    codes = [s.code for s in DEFAULT_CATALOGUE.substances if s.regime == "import_certificate"]
+    items = tuple(
+        Item.create(codes[i % len(codes)], 1_000 * (i + 1), f"tablets {i} mg")
+        for i in range(MAX_ITEMS)
+    )
+    document = CERTIFICATE.document
+    assert isinstance(document, ImportCertificate)
+    signed = SignedDocument.sign(
+        dataclasses.replace(document, items=items), signing_key=DE_SEED, kid=DE_KID
+    )
+    pdf = print_document(signed)
+    verdict = verify_offline(render_png(pdf), VIEW, now=NOW)
+    assert verdict.authentic, verdict.reason
+    assert verdict.document_id == signed.id_hex
