@@ -12,10 +12,13 @@ on. The demo turns it on, bound to the loopback interface so that nothing leaves
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import logging
 import socket
 from typing import TYPE_CHECKING, Final, Self
 
+from aiohttp import web
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -34,20 +37,26 @@ from permitnet.node.discovery_challenge import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
-    from aiohttp import web
+    import aiohttp
     from zeroconf import Zeroconf
+
+    from permitnet.node.peer_auth import PeerKeyResolver
 
 __all__ = [
     "CHALLENGE_PATH",
+    "DISCOVERED_PEERS_KEY",
     "SERVICE_TYPE",
     "Advertisement",
     "Advertiser",
     "DiscoveredNode",
+    "DiscoveredPeers",
     "DiscoveryError",
     "advertise_context",
     "announce_addresses",
     "answer_challenge",
     "browse",
+    "discover_peers_once",
+    "discovery_loop_context",
     "make_challenge",
     "prove",
     "setup_challenge",
@@ -55,6 +64,40 @@ __all__ = [
 ]
 
 SERVICE_TYPE: Final = "_permitnet._tcp.local."
+_log = logging.getLogger(__name__)
+
+
+class DiscoveredPeers:
+    """Peer addresses found on the LAN that passed the signed challenge, by country.
+
+    The delivery worker tries them after the endpoints the registry publishes; nothing enters
+    here without :func:`prove` having checked the peer's answer against the registry.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[str, tuple[str, int]] = {}
+
+    def urls(self, country: str) -> tuple[str, ...]:
+        """The verified addresses of ``country``'s node (at most one)."""
+        entry = self._found.get(country)
+        return () if entry is None else (entry[0],)
+
+    def add(self, country: str, url: str, *, verified_at: int) -> None:
+        """Record a verified address."""
+        self._found[country] = (url, verified_at)
+
+    def forget(self, country: str, url: str) -> None:
+        """Drop ``url`` for ``country`` (it failed a later challenge)."""
+        if self._found.get(country, ("",))[0] == url:
+            del self._found[country]
+
+    def snapshot(self) -> dict[str, str]:
+        """The verified addresses by country, for status pages and tests."""
+        return {country: url for country, (url, _at) in self._found.items()}
+
+
+#: The verified LAN addresses of an app (always present; empty unless discovery runs).
+DISCOVERED_PEERS_KEY: Final = web.AppKey("permitnet_discovered_peers", DiscoveredPeers)
 
 
 def _instance_name(adv: Advertisement) -> str:
@@ -228,3 +271,87 @@ def advertise_context(
             yield
 
     return announce
+
+
+async def discover_peers_once(
+    peers: DiscoveredPeers,
+    *,
+    own_country: str,
+    resolve_key: PeerKeyResolver,
+    session: aiohttp.ClientSession,
+    clock: Callable[[], int],
+    seconds: float,
+    interfaces: Sequence[str] | None,
+) -> dict[str, str]:
+    """Browse once, challenge every other country's node found, and record who passed.
+
+    A node that fails its challenge is logged and its address, if recorded, forgotten.
+
+    Returns:
+        The addresses that passed now, by country.
+    """
+    passed: dict[str, str] = {}
+    for node in await browse(seconds, interfaces=interfaces):
+        country = node.advertisement.country
+        if country == own_country:
+            continue
+        try:
+            url, _key = await prove(
+                session, node, own_country=own_country, resolve_key=resolve_key, clock=clock
+            )
+        except DiscoveryError as e:
+            _log.warning("discovered node not used: %s", e)
+            for url in node.urls:
+                peers.forget(country, url)
+            continue
+        peers.add(country, url, verified_at=clock())
+        passed[country] = url
+    return passed
+
+
+def discovery_loop_context(
+    *,
+    peers: Callable[[web.Application], DiscoveredPeers],
+    own_country: str,
+    resolve_key: Callable[[web.Application], PeerKeyResolver],
+    clock: Callable[[], int],
+    host: str,
+    every_seconds: float = 60.0,
+    browse_seconds: float = 3.0,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Return an aiohttp cleanup context that browses and verifies peers while the node runs.
+
+    The loop is a task owned by the context: cancelled and awaited at cleanup; one failed round
+    is logged and the next one runs.
+    """
+    _addresses, interfaces = announce_addresses(host)
+
+    async def loop(app: web.Application) -> None:
+        import aiohttp  # noqa: PLC0415 - the client is only needed while discovery runs
+
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    await discover_peers_once(
+                        peers(app),
+                        own_country=own_country,
+                        resolve_key=resolve_key(app),
+                        session=session,
+                        clock=clock,
+                        seconds=browse_seconds,
+                        interfaces=interfaces,
+                    )
+                except (OSError, RuntimeError) as e:
+                    _log.warning("LAN discovery round failed: %s", e)
+                await asyncio.sleep(every_seconds)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(app), name="permitnet-lan-discovery")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context

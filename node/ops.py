@@ -26,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from permitnet.node.discovery import DISCOVERED_PEERS_KEY, DiscoveredPeers
 from permitnet.node.discovery_challenge import ChallengeResponder, setup_challenge
 from permitnet.node.errors import NodeError
 from permitnet.node.exchange import DEFAULT_REGISTRY_GRACE_SECONDS
@@ -370,6 +371,8 @@ def mount_on_node(
             raise DiscoveryNotReadyError("the signing key is not loaded yet")
         return loaded
 
+    # Verified LAN addresses of peers (empty unless discovery runs; node/discovery.py).
+    app[DISCOVERED_PEERS_KEY] = DiscoveredPeers()
     setup_challenge(
         app,
         ChallengeResponder(

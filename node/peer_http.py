@@ -20,6 +20,7 @@ from aiohttp import web
 
 from permitnet.node import app as node_app
 from permitnet.node.delivery import Backoff, DeliveryWorker, NodeIdentity
+from permitnet.node.discovery import DISCOVERED_PEERS_KEY
 from permitnet.node.errors import ForbiddenError, NodeError
 from permitnet.node.exchange import InboundPipeline, LifecycleApplier, make_receipt_verifier
 from permitnet.node.peer_auth import (
@@ -210,7 +211,12 @@ def _endpoints(app: web.Application) -> Callable[[str], Sequence[str]]:
     def lookup(country: str) -> Sequence[str]:
         view = app[node_app.REGISTRY_KEY].view
         record = None if view is None else view.country(country)
-        return () if record is None else record.endpoints
+        registered = () if record is None else tuple(record.endpoints)
+        # LAN discovery (node/discovery.py): addresses that passed the signed challenge, tried
+        # after the registry's endpoints.
+        found = app.get(DISCOVERED_PEERS_KEY)
+        discovered = () if found is None else found.urls(country)
+        return (*registered, *(u for u in discovered if u not in registered))
 
     return lookup
 
