@@ -323,3 +323,8 @@ async def test_csrf_and_four_eyes_in_the_browser(
     await page.set_viewport_size({"width": 380, "height": 800})
     await page.goto(f"{de.url}/documents")
     await page.screenshot(path=screens / "documents-small-screen.png", full_page=True)
+    await log_in(page, de, "officer")
+    await page.screenshot(path=screens / "dashboard-small-screen.png", full_page=True)
+    # Nothing is wider than the screen: tables scroll inside their own box.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 380, width
