@@ -286,9 +286,14 @@ def _section(pdf: FPDF, section: Section) -> None:
     _heading(pdf, section.heading)
     if section.columns == 2:
         _two_columns(pdf, section.fields)
-        return
+    else:
+        _rows(pdf, section.fields)
+
+
+def _rows(pdf: FPDF, fields: tuple[Field, ...]) -> None:
+    """Print fields one a line: the label on the left, the value beside it."""
     label_width = 45.0
-    for field in section.fields:
+    for field in fields:
         top = pdf.get_y()
         pdf.set_font(_FONT, "", 8.5)
         pdf.set_text_color(*_GREY)
@@ -320,7 +325,7 @@ def _two_columns(pdf: FPDF, fields: tuple[Field, ...]) -> None:
             bottoms.append(pdf.get_y())
         pdf.set_xy(_MARGIN, max(bottoms) + 1)
     if len(fields) % 2:
-        _section(pdf, Section(heading="", fields=(fields[-1],)))
+        _rows(pdf, fields[-1:])
 
 
 def _items(pdf: FPDF, sheet: Sheet) -> None:

@@ -187,3 +187,18 @@ def test_later_pages_repeat_the_reference_and_long_footers_are_shortened() -> No
     assert "(continued)" not in pages[0]
     assert all(f"Import certificate {reference}" in " ".join(p.split()) for p in pages[1:])
     assert all("\u2026" in page for page in pages)  # the footer was shortened to fit
+
+
+def test_an_odd_field_in_a_two_column_section_prints_on_its_own_line() -> None:
+    section = Section(
+        heading="Parties",
+        columns=2,
+        fields=(
+            Field(label="Importer", value="A"),
+            Field(label="Exporter", value="B"),
+            Field(label="Consignee", value="C Warehouse Ltd"),
+        ),
+    )
+    text = page_texts(draw_sheet(make_sheet(sections_before_items=(section,))))
+    assert "Consignee" in text
+    assert "C Warehouse Ltd" in text
