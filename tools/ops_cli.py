@@ -15,7 +15,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import logging
 import shutil
 import ssl
 import sys
@@ -32,21 +31,17 @@ import aiohttp
 from permitnet.node.backup import backup_database, check_database, restore_database
 from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.databank import ExportFilter, count_documents, export_databank
-from permitnet.node.discovery import Advertisement, advertise_context
 from permitnet.node.errors import NodeError
 from permitnet.node.key_rotation import activate_rotation, prepare_rotation
-from permitnet.node.logs import configure_logging
 from permitnet.node.registry_fetch import RegistryFetcher
-from permitnet.node.tls import server_ssl_context
 from permitnet.tools.cli import CliError
 from permitnet.tools.discover_cli import register_discover
 from permitnet.tools.progress import progress_bar
+from permitnet.tools.serve_options import ops_attach, ops_serve_options
 from permitnet.tools.sync_cli import register_sync
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from aiohttp import web
 
     from permitnet.protocol.registry_view import RegistryView
 
@@ -96,45 +91,6 @@ def _one_line(
             raise CliError(str(e)) from e
 
     return run
-
-
-def ops_serve_options(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """Apply ``node serve``'s operations options: JSON logs, and HTTPS from cert and key files.
-
-    Returns:
-        The server TLS context, or ``None`` to serve plain HTTP.
-
-    Raises:
-        CliError: only one of ``--tls-cert`` and ``--tls-key`` is given.
-        ConfigError: a TLS file is missing, not PEM, or the key does not match.
-    """
-    if args.log_format == "json":
-        configure_logging(json_logs=True, level=logging.getLogger().level)
-    if args.tls_cert is None and args.tls_key is None:
-        return None
-    if args.tls_cert is None or args.tls_key is None:
-        raise CliError("--tls-cert and --tls-key go together")
-    return server_ssl_context(args.tls_cert, args.tls_key)
-
-
-def ops_attach(
-    app: web.Application, args: argparse.Namespace, config: NodeConfig, kid: bytes
-) -> None:
-    """Add ``node serve``'s optional background services to the node's app: LAN discovery.
-
-    Discovery is off unless ``--discovery`` is given; the node is then announced with zeroconf
-    for as long as it runs (see :mod:`permitnet.node.discovery`).
-    """
-    if not args.discovery:
-        return
-    scheme = "https" if args.tls_cert is not None else "http"
-    app.cleanup_ctx.append(
-        advertise_context(
-            lambda: Advertisement(country=config.country, kid=kid, scheme=scheme),
-            port=config.port,
-            host=config.host,
-        )
-    )
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
