@@ -189,16 +189,27 @@ def test_later_pages_repeat_the_reference_and_long_footers_are_shortened() -> No
     assert all("\u2026" in page for page in pages)  # the footer was shortened to fit
 
 
+def _y_of(pdf: bytes, needle: str) -> float:
+    """The height on the first page (in points, from the bottom) where ``needle`` is printed."""
+    found: list[float] = []
+
+    def visit(text: str, _cm: object, tm: list[float], _font: object, _size: object) -> None:
+        if needle in text:
+            found.append(tm[5])
+
+    PdfReader(io.BytesIO(pdf)).pages[0].extract_text(visitor_text=visit)
+    assert found, needle
+    return found[0]
+
+
 def test_an_odd_field_in_a_two_column_section_prints_on_its_own_line() -> None:
-    section = Section(
-        heading="Parties",
-        columns=2,
-        fields=(
-            Field(label="Importer", value="A"),
-            Field(label="Exporter", value="B"),
-            Field(label="Consignee", value="C Warehouse Ltd"),
-        ),
-    )
-    text = page_texts(draw_sheet(make_sheet(sections_before_items=(section,))))
-    assert "Consignee" in text
-    assert "C Warehouse Ltd" in text
+    def sheet_with(count: int) -> bytes:
+        fields = tuple(Field(label=f"Party {n}", value=f"Name {n}") for n in range(count))
+        section = Section(heading="Parties", columns=2, fields=fields)
+        return draw_sheet(make_sheet(sections_before_items=(section,)))
+
+    two, three = sheet_with(2), sheet_with(3)
+    assert "Name 2" in page_texts(three)
+    # The third field takes one plain row (about 5 mm = 14 pt), not a row and a heading band.
+    drop = _y_of(two, "SUBSTANCES AND QUANTITIES") - _y_of(three, "SUBSTANCES AND QUANTITIES")
+    assert 8 < drop < 20
