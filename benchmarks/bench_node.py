@@ -127,12 +127,21 @@ def raw_limits(raws: list[bytes]) -> dict[str, float]:
         db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE d (id TEXT PRIMARY KEY, raw BLOB NOT NULL)")
-        rows = [(f"{i:064x}", raws[i % len(raws)]) for i in range(20_000)]
+        # The shape of the node's documents table: the signed bytes plus indexed columns.
+        db.execute(
+            "CREATE TABLE d (id TEXT PRIMARY KEY, raw BLOB NOT NULL, doc_type TEXT NOT NULL, "
+            "issuer TEXT NOT NULL, recipient TEXT NOT NULL, issued_at INTEGER NOT NULL)"
+        )
+        db.execute("CREATE INDEX d_type ON d (doc_type, issued_at)")
+        db.execute("CREATE INDEX d_issuer ON d (issuer, issued_at)")
+        rows = [
+            (f"{i:064x}", raws[i % len(raws)], "import_certificate", "DE", "FR", 1_800_000_000 + i)
+            for i in range(20_000)
+        ]
         start = time.process_time()
         for chunk in range(0, len(rows), 1000):
             db.execute("BEGIN")
-            db.executemany("INSERT INTO d VALUES (?, ?)", rows[chunk : chunk + 1000])
+            db.executemany("INSERT INTO d VALUES (?,?,?,?,?,?)", rows[chunk : chunk + 1000])
             db.execute("COMMIT")
         insert = (time.process_time() - start) / len(rows)
         db.close()
