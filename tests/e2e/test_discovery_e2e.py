@@ -14,18 +14,27 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from permitnet.node.app import REGISTRY_KEY
 from permitnet.node.config import NodeConfig
-from permitnet.node.discovery import Advertisement, Advertiser
+from permitnet.node.discovery import (
+    DISCOVERED_PEERS_KEY,
+    Advertisement,
+    Advertiser,
+    discover_peers_once,
+)
 from permitnet.node.discovery_challenge import ChallengeResponder, setup_challenge
 from permitnet.node.keystore import SigningKey, generate_seed
+from permitnet.node.peer_auth import resolver_from_registry
 from permitnet.tools.cli import main
+from tests.e2e.conftest import ic_body
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import Network
+    from tests.e2e.conftest import Network, RunningNode
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +101,79 @@ async def test_discover_verify_tells_real_nodes_from_an_impostor(
     assert by_url[fr.url]["verified"] is True
     assert by_url[impostor_url]["verified"] is False
     assert "does not verify" in by_url[impostor_url]["reason"]
+
+
+async def test_delivery_falls_back_to_a_verified_lan_address(network: Network) -> None:
+    """The registry lists a dead endpoint for FR; DE reaches FR at the address it verified."""
+    de, fr = await network.start("DE", "FR")
+    await network.registry.admin(
+        "countries",
+        {"code": "FR", "authority": "Authority FR", "endpoints": ["http://127.0.0.1:9"]},
+    )
+    await network.registry.publish()
+    await network.refresh_all()
+    view = de.app[REGISTRY_KEY].view
+    assert view is not None
+    listed = view.country("FR")
+    assert listed is not None
+    assert tuple(listed.endpoints) == ("http://127.0.0.1:9",)
+
+    ic = await de.issue("import_certificate", ic_body(exporting_country="FR"))
+    # Nothing discovered yet: the dead registry endpoint is all DE has, and delivery fails.
+    await network.wait_until(lambda: _attempted(de, ic.id))
+    assert not await de.delivered(ic.id)
+
+    rogue = SigningKey.from_seed(generate_seed())
+    impostor_app = web.Application()
+    setup_challenge(
+        impostor_app,
+        ChallengeResponder(
+            country="FR",
+            signing_key=lambda: rogue.seed,
+            kid=lambda: fr.key.kid,
+            clock=lambda: int(time.time()),
+        ),
+    )
+    impostor = TestServer(impostor_app, host="127.0.0.1", port=0)
+    await impostor.start_server()
+    assert impostor.port is not None
+    peers = de.app[DISCOVERED_PEERS_KEY]
+    loopback = ["127.0.0.1"]
+    try:
+        async with (
+            Advertiser(
+                Advertisement(country="FR", kid=fr.key.kid),
+                port=impostor.port,
+                addresses=loopback,
+                interfaces=loopback,
+            ),
+            Advertiser(
+                Advertisement(country="FR", kid=fr.key.kid),
+                port=int(fr.url.rsplit(":", 1)[1]),
+                addresses=loopback,
+                interfaces=loopback,
+            ),
+            aiohttp.ClientSession() as session,
+        ):
+            passed = await discover_peers_once(
+                peers,
+                own_country="DE",
+                resolve_key=resolver_from_registry(lambda: de.app[REGISTRY_KEY].view),
+                session=session,
+                clock=lambda: int(time.time()),
+                seconds=4,
+                interfaces=loopback,
+            )
+    finally:
+        await impostor.close()
+    # Only the real FR node passed; the impostor's address is never recorded.
+    assert passed == {"FR": fr.url}
+    assert peers.snapshot() == {"FR": fr.url}
+    await network.wait_until(lambda: de.delivered(ic.id), within=30)
+    assert await fr.holds(ic.id)
+
+
+async def _attempted(node: RunningNode, document_id: str) -> bool:
+    async with node.store.read() as tx:
+        rows = await tx.outbox_for_document(document_id)
+    return bool(rows) and all(r.attempts > 0 for r in rows)
