@@ -220,7 +220,20 @@ async def _document(request: web.Request) -> tuple[Any, Any]:
     return record, drafting.decode_stored(record)
 
 
-def _authorize_page(
+async def _already_authorized(request: web.Request, certificate_id: str) -> dict[str, int]:
+    """What live export authorizations already draw on the certificate, per substance (mg)."""
+    async with services(request).store.read() as tx:
+        rows = await tx.fetchall(
+            "SELECT i.substance, sum(i.quantity_mg) FROM documents d "
+            "JOIN document_items i ON i.document_id = d.id WHERE d.refers_to = ? "
+            "AND d.doc_type = 'export_authorization' AND d.state != 'cancelled' "
+            "GROUP BY i.substance",
+            (certificate_id,),
+        )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def _authorize_page(
     request: web.Request, ctx: PageContext, record: Any, certificate: Any, **extra: Any
 ) -> web.Response:
     today = _today(request)
@@ -240,6 +253,7 @@ def _authorize_page(
         certificate=certificate,
         values=extra.pop("values", defaults),
         transport_modes=TRANSPORT_MODES,
+        already=await _already_authorized(request, record.id),
         **extra,
     )
 
@@ -250,7 +264,7 @@ async def authorize_form(request: web.Request, ctx: PageContext) -> web.StreamRe
     """The export authorization form, filled in from the received import certificate."""
     record, certificate = await _document(request)
     _require_received(record, "import_certificate", "an import certificate")
-    return _authorize_page(request, ctx, record, certificate)
+    return await _authorize_page(request, ctx, record, certificate)
 
 
 @routes.post("/documents/{document_id}/authorize")
@@ -266,7 +280,7 @@ async def authorize(request: web.Request, ctx: PageContext) -> web.StreamRespons
             "export_authorization", body, actor=ctx.username
         )
     except (NodeError, ProtocolError) as e:
-        return _authorize_page(
+        return await _authorize_page(
             request, ctx, record, certificate, values=values, error=str(e), status=400
         )
     raise web.HTTPSeeOther(f"/drafts/{draft.id}")

@@ -202,8 +202,8 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
         data={
             "csrf_token": csrf,
             "number": "FR-EA-2026-7",
-            "date_of_issue": "2026-03-02",
-            "valid_from": "2026-03-02",
+            "date_of_issue": "2026-03-01",
+            "valid_from": "2026-03-01",
             "valid_until": "2026-06-30",
             "route": "Lyon - Frankfurt",
             "transport_mode": "air",
@@ -219,6 +219,8 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     response = await fr.post(f"/drafts/{ea_draft}/approve", data={"csrf_token": csrf})
     assert response.status == 200, await response.text()
     ea_id = _document_id(response.url.path)
+    again = await (await fr.get(f"/documents/{ic_id}/authorize")).text()
+    assert "Already authorized against this certificate: 2 kg; at most 0 mg remain" in again
 
     await trade.deliver(trade.fr, ea_id, trade.de)
 
@@ -227,7 +229,7 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     csrf = await _form_csrf(de, f"/documents/{ea_id}/endorse")
     response = await de.post(
         f"/documents/{ea_id}/endorse",
-        data={"csrf_token": csrf, "date_received": "2026-03-12", "line0_received": "1.9 kg"},
+        data={"csrf_token": csrf, "date_received": "2026-03-01", "line0_received": "1.9 kg"},
     )
     assert response.status == 200, await response.text()
     end_draft = _draft_id(response.url.path)
@@ -284,15 +286,15 @@ async def test_over_estimate_certificate_explains_the_block(trade: Trade) -> Non
     assert response.url.path == f"/drafts/{draft_id}"
     assert "Held by the estimate, not signed." in text
     assert "morphine 2026: estimate 10000000 mg" in text
-    assert "exceeds by 5042000 mg" in text
+    assert "requested 15042000 mg" in text
     held_list = await (await de.get("/drafts", params={"state": "held"})).text()
     assert f'href="/drafts/{draft_id}"' in held_list
-    assert "exceeds by 5042000 mg" in held_list
+    assert "requested 15042000 mg" in held_list
     assert f'href="/drafts/{draft_id}"' not in await (await de.get("/drafts")).text()
     assert (await de.get("/drafts", params={"state": "lost"})).status == 400
     dashboard = await (await de.get("/")).text()
     assert "Held certificates" in dashboard
-    assert "exceeds by 5042000 mg" in dashboard
+    assert "requested 15042000 mg" in dashboard
 
 
 async def test_officer_cannot_approve_own_draft(trade: Trade) -> None:
@@ -538,8 +540,8 @@ async def test_paper_certificate_recorded_then_authorized_for_printing(trade: Tr
         data={
             "csrf_token": csrf,
             "number": "FR-EA-IN-1",
-            "date_of_issue": "2026-03-02",
-            "valid_from": "2026-03-02",
+            "date_of_issue": "2026-03-01",
+            "valid_from": "2026-03-01",
             "valid_until": "2026-06-30",
             "route": "",
             "transport_mode": "air",
@@ -576,7 +578,7 @@ async def test_export_declaration_for_a_1971_schedule_iv_substance(trade: Trade)
         "csrf_token": csrf,
         "importing_country": "DE",
         "number": "FR-ED-1",
-        "date_of_export": "2026-03-03",
+        "date_of_export": "2026-03-01",
         "exporter_name": "Laboratoires SA",
         "exporter_address": "1 rue X, Lyon",
         "exporter_licence": "FR-L-9",
