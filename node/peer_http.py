@@ -154,8 +154,24 @@ async def _post_documents(
     return web.Response(body=encode_results(results), content_type=CBOR_MEDIA_TYPE)
 
 
+async def _persist_nonce(exchange: PeerExchange, peer: AuthenticatedPeer) -> None:
+    # Pushes persist their nonce with the documents; pull requests do it here, so that a replay
+    # is refused after a restart too.
+    async with exchange.store.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES (?,?,?,?)",
+            (
+                peer.kid.hex(),
+                peer.claims.nonce.hex(),
+                tx.now,
+                peer.claims.timestamp + MAX_CLOCK_SKEW,
+            ),
+        )
+
+
 async def _get_outbox(request: web.Request, exchange: PeerExchange, body: bytes) -> web.Response:
     peer = _authenticate(request, body)
+    await _persist_nonce(exchange, peer)
     wanted = request.query.get("for", "")
     if wanted != peer.country:
         raise ForbiddenError(f"{peer.country} may pull only its own documents, not {wanted!r}")
@@ -169,6 +185,7 @@ async def _get_outbox(request: web.Request, exchange: PeerExchange, body: bytes)
 
 async def _post_receipts(request: web.Request, exchange: PeerExchange, body: bytes) -> web.Response:
     peer = _authenticate(request, body)
+    await _persist_nonce(exchange, peer)
     receipts = decode_byte_strings(body, max_size=len(body))
     answer = await record_receipts(
         exchange.store,

@@ -152,3 +152,34 @@ async def test_request_from_a_key_the_registry_does_not_list_is_refused(attack: 
     status, answer, _ = await attack.post([attack.certificate()], key=stranger)
     assert status == 403
     assert b"unknown_peer_key" in answer
+
+
+@pytest.mark.parametrize("path", [PATH_DOCUMENTS, "/peer/v1/outbox?for=DE"])
+async def test_replay_after_the_receiver_restarts_is_refused(attack: Attack, path: str) -> None:
+    network = attack.network
+    method = "GET" if "outbox" in path else "POST"
+    body = b"" if method == "GET" else encode_byte_strings([attack.certificate(number="IC-R")])
+    key = network.keys["DE"]
+    header = sign_request(
+        method=method,
+        target=path,
+        body=body,
+        sender="DE",
+        audience="FR",
+        signing_key=key.seed,
+        kid=key.kid,
+        now=int(time.time()),
+    )
+    headers = {"Authorization": header, "Content-Type": "application/cbor"}
+
+    async def send(url: str) -> int:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, url + path, data=body or None, headers=headers) as response,
+        ):
+            return response.status
+
+    assert await send(attack.fr.url) == 200
+    await network.stop_node("FR")
+    fr = await network.start_node("FR")
+    assert await send(fr.url) == 401
