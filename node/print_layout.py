@@ -11,6 +11,7 @@ resolution and each module is exactly :data:`MODULE_MM` wide on paper.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -105,8 +106,12 @@ class Sheet:
     issued_at: int
 
 
+@functools.lru_cache(maxsize=64)
 def qr_matrix(text: str) -> tuple[segno.QRCode, str]:
     """Build the QR code for ``text`` in alphanumeric mode, at the first level that fits.
+
+    Choosing the mask takes tens of milliseconds; the last codes made are kept, so that
+    verifying a PDF (which reprints it) does not build its code twice.
 
     Returns:
         The code and the error correction level used (``"Q"``, ``"M"`` or ``"L"``).
