@@ -31,8 +31,14 @@ from aiohttp import web
 
 from permitnet.node.app import REGISTRY_KEY, create_app
 from permitnet.node.config import NodeConfig
-from permitnet.node.discovery import Advertisement, Advertiser
+from permitnet.node.discovery import (
+    DISCOVERED_PEERS_KEY,
+    Advertisement,
+    Advertiser,
+    discovery_loop_context,
+)
 from permitnet.node.keystore import SigningKey, generate_seed, load_key, save_key
+from permitnet.node.peer_auth import resolver_from_registry
 from permitnet.registry.app import RegistryConfig
 from permitnet.registry.app import create_app as create_registry_app
 from permitnet.registry.service import Registry
@@ -228,6 +234,17 @@ async def _run(
         apps: dict[str, web.Application] = {}
         for country in COUNTRIES:
             app = create_app(_node_config(data, country))
+            if discovery:
+                # Each node also browses (loopback here) and verifies the peers it finds.
+                app.cleanup_ctx.append(
+                    discovery_loop_context(
+                        peers=lambda a: a[DISCOVERED_PEERS_KEY],
+                        own_country=country,
+                        resolve_key=lambda a: resolver_from_registry(lambda: a[REGISTRY_KEY].view),
+                        clock=lambda: int(time.time()),
+                        host=HOST,
+                    )
+                )
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
