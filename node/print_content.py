@@ -17,10 +17,13 @@ import pycountry
 
 from permitnet.node.print_layout import Field, ItemRow, Section
 from permitnet.protocol.documents import (
+    Cancellation,
+    DeliveryReceipt,
     Endorsement,
     ExportAuthorization,
     ExportDeclaration,
     ImportCertificate,
+    Message,
 )
 from permitnet.protocol.quantities import format_mg
 
@@ -91,9 +94,10 @@ class Content:
 
 
 def content(signed: SignedDocument, catalogue: Catalogue) -> Content:
-    """Return the printable fields of a certificate, authorization, endorsement or declaration.
+    """Return the fields of any document.
 
-    Other document types have no paper form: their content is empty.
+    The certificate, authorization, endorsement and declaration as they print; a
+    cancellation, message or delivery receipt (which have no paper form) for display only.
     """
     document = signed.document
     if isinstance(document, ImportCertificate):
@@ -104,7 +108,7 @@ def content(signed: SignedDocument, catalogue: Catalogue) -> Content:
         return _endorsement(document, catalogue)
     if isinstance(document, ExportDeclaration):
         return _export_declaration(document, catalogue)
-    return Content(before=())
+    return _notice(signed)
 
 
 def country_name(code: str, *, official: bool = False) -> str:
@@ -331,3 +335,31 @@ def _export_declaration(document: ExportDeclaration, catalogue: Catalogue) -> Co
         ),
         items=_item_rows(document.items, catalogue),
     )
+
+
+def _notice(signed: SignedDocument) -> Content:
+    """The fields of a cancellation, message or delivery receipt, for display."""
+    document = signed.document
+    fields: tuple[Field, ...] = ()
+    if isinstance(document, Cancellation):
+        fields = (
+            Field(label="Cancels document", value=grouped_hex(document.document)),
+            Field(label="Reason", value=document.reason),
+        )
+    elif isinstance(document, Message):
+        fields = (
+            Field(label="About document", value=grouped_hex(document.about)),
+            Field(
+                label="In reply to message",
+                value="-" if document.in_reply_to is None else grouped_hex(document.in_reply_to),
+            ),
+            Field(label="Text", value=document.text),
+        )
+    elif isinstance(document, DeliveryReceipt):
+        fields = (
+            Field(label="Document received", value=grouped_hex(document.document)),
+            Field(label="Status", value=document.status),
+            Field(label="Reason", value=document.reason or "-"),
+            Field(label="Received at", value=format_instant(document.received_at)),
+        )
+    return Content(before=(Section(heading="Content", fields=fields),) if fields else ())

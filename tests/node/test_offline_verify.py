@@ -515,6 +515,11 @@ def test_messages_and_cancellations_verify_and_name_what_they_are_about() -> Non
             (relation, CERTIFICATE.id_hex)
         ]
         assert verdict.validity == "not limited in time"
+        shown = {f.label: f.value for section in verdict.sections for f in section.fields}
+        assert shown.get("Text", shown.get("Reason")) in {
+            "Please confirm the route.",
+            "Importer's licence withdrawn",
+        }
         # A PDF around one was not printed by permitnet: its pages could say anything.
         forged = verify_offline(pdf_with_attachment(signed.raw), VIEW, now=NOW)
         assert not forged.authentic
