@@ -26,10 +26,14 @@ from permitnet.node.web._base import (
     services,
 )
 from permitnet.protocol.doc_trade import TRANSPORT_MODES
+from permitnet.protocol.documents import ExportAuthorization, ImportCertificate
 from permitnet.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from permitnet.node.checks import Balance
+    from permitnet.node.store import DocumentRecord
 
 __all__ = ["routes"]
 
@@ -63,7 +67,7 @@ async def _balances(request: web.Request, totals: dict[str, int], year: int) -> 
     return {base: await node.balance(base, year) for base in totals}
 
 
-async def _preview(request: web.Request, get: Any) -> _forms.Preview:
+async def _preview(request: web.Request, get: Callable[[str], str]) -> _forms.Preview:
     items = _forms.certificate_items(get)
     year_text = get("estimate_year")
     if not year_text.isdigit():
@@ -73,11 +77,11 @@ async def _preview(request: web.Request, get: Any) -> _forms.Preview:
     return _forms.preview(totals, await _balances(request, totals, year), year)
 
 
-def _form_getter(ctx: PageContext) -> Any:
+def _form_getter(ctx: PageContext) -> Callable[[str], str]:
     return ctx.field
 
 
-def _query_getter(request: web.Request) -> Any:
+def _query_getter(request: web.Request) -> Callable[[str], str]:
     return lambda name: request.query.get(name, "").strip()
 
 
@@ -215,9 +219,36 @@ async def discard(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/drafts/{draft_id}")
 
 
-async def _document(request: web.Request) -> tuple[Any, Any]:
+async def _received_certificate(
+    request: web.Request,
+) -> tuple[DocumentRecord, ImportCertificate]:
+    """The import certificate named in the path, received from (or recorded for) the importer.
+
+    Raises:
+        NotFoundError: no such document.
+        ValidationError: it is not an import certificate this node received.
+    """
     record = await services(request).store.get_document(request.match_info["document_id"])
-    return record, drafting.decode_stored(record)
+    document = drafting.decode_stored(record)
+    if not isinstance(document, ImportCertificate) or record.direction == "outbound":
+        raise ValidationError("this is not an import certificate received from the other country")
+    return record, document
+
+
+async def _received_authorization(
+    request: web.Request,
+) -> tuple[DocumentRecord, ExportAuthorization]:
+    """The export authorization named in the path, received from the exporting country.
+
+    Raises:
+        NotFoundError: no such document.
+        ValidationError: it is not an export authorization this node received.
+    """
+    record = await services(request).store.get_document(request.match_info["document_id"])
+    document = drafting.decode_stored(record)
+    if not isinstance(document, ExportAuthorization) or record.direction != "inbound":
+        raise ValidationError("this is not an export authorization received from the other country")
+    return record, document
 
 
 async def _already_authorized(request: web.Request, certificate_id: str) -> dict[str, int]:
@@ -234,7 +265,11 @@ async def _already_authorized(request: web.Request, certificate_id: str) -> dict
 
 
 async def _authorize_page(
-    request: web.Request, ctx: PageContext, record: Any, certificate: Any, **extra: Any
+    request: web.Request,
+    ctx: PageContext,
+    record: DocumentRecord,
+    certificate: ImportCertificate,
+    **extra: Any,
 ) -> web.Response:
     today = _today(request)
     defaults = {
@@ -262,8 +297,7 @@ async def _authorize_page(
 @page(permission=Permission.DRAFT)
 async def authorize_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """The export authorization form, filled in from the received import certificate."""
-    record, certificate = await _document(request)
-    _require_received(record, "import_certificate", "an import certificate")
+    record, certificate = await _received_certificate(request)
     return await _authorize_page(request, ctx, record, certificate)
 
 
@@ -271,8 +305,7 @@ async def authorize_form(request: web.Request, ctx: PageContext) -> web.StreamRe
 @page(permission=Permission.DRAFT)
 async def authorize(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Prepare an export authorization draft against the certificate."""
-    record, certificate = await _document(request)
-    _require_received(record, "import_certificate", "an import certificate")
+    record, certificate = await _received_certificate(request)
     values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
     try:
         body = _forms.authorization_body(_form_getter(ctx), record.id, len(certificate.items))
@@ -286,13 +319,12 @@ async def authorize(request: web.Request, ctx: PageContext) -> web.StreamRespons
     raise web.HTTPSeeOther(f"/drafts/{draft.id}")
 
 
-def _require_received(record: Any, doc_type: str, what: str) -> None:
-    if record.doc_type != doc_type or record.direction == "outbound":
-        raise ValidationError(f"this is not {what} received from the other country")
-
-
 def _endorse_page(
-    request: web.Request, ctx: PageContext, record: Any, authorization: Any, **extra: Any
+    request: web.Request,
+    ctx: PageContext,
+    record: DocumentRecord,
+    authorization: ExportAuthorization,
+    **extra: Any,
 ) -> web.Response:
     return render(
         request,
@@ -310,8 +342,7 @@ def _endorse_page(
 @page(permission=Permission.DRAFT)
 async def endorse_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """The endorsement form: the quantity actually received on each line."""
-    record, authorization = await _document(request)
-    _require_received(record, "export_authorization", "an export authorization")
+    record, authorization = await _received_authorization(request)
     return _endorse_page(request, ctx, record, authorization)
 
 
@@ -319,8 +350,7 @@ async def endorse_form(request: web.Request, ctx: PageContext) -> web.StreamResp
 @page(permission=Permission.DRAFT)
 async def endorse(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Prepare the endorsement draft."""
-    record, authorization = await _document(request)
-    _require_received(record, "export_authorization", "an export authorization")
+    record, authorization = await _received_authorization(request)
     values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
     try:
         body = _forms.endorsement_body(_form_getter(ctx), record.id, len(authorization.items))

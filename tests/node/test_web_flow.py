@@ -689,3 +689,19 @@ async def test_a_draft_can_be_saved_without_registry_data(tmp_path: Path) -> Non
         draft = await node.services.get_draft(_draft_id(response.url.path))
         assert draft.state == "draft"
         assert draft.created_by == "clara"
+
+
+async def test_forms_refuse_documents_of_the_wrong_kind_or_side(trade: Trade) -> None:
+    ic_id = await _signed_certificate(trade)
+    de = trade.de.client
+    await log_in(de, "clara")
+    cases = [
+        (f"/documents/{ic_id}/authorize", 400, "not an import certificate received"),
+        (f"/documents/{ic_id}/endorse", 400, "not an export authorization received"),
+        (f"/documents/{'0' * 64}/authorize", 404, "no document"),
+        ("/drafts/nonexistent", 404, "no draft"),
+    ]
+    for path, status, message in cases:
+        response = await de.get(path)
+        assert response.status == status, path
+        assert message in await response.text(), path
