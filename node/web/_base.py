@@ -175,6 +175,25 @@ class UploadTooLargeError(ValidationError):
 Handler: TypeAlias = "Callable[[web.Request, PageContext], Awaitable[web.StreamResponse]]"
 
 
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1"})
+
+
+def client_address(request: web.Request) -> str:
+    """The address a login attempt comes from, for throttling.
+
+    Behind a reverse proxy on the same machine (the documented nginx setup) every request
+    arrives from loopback, so the proxy's ``X-Forwarded-For`` (its last entry, the one the proxy
+    itself appended) names the client. From any other peer the header is ignored: a remote
+    client cannot choose the address it is throttled under.
+    """
+    remote = request.remote or "unknown"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and remote in _LOOPBACK:
+        last = forwarded.split(",")[-1].strip()[:64]
+        return last or remote
+    return remote
+
+
 def session_cookie_name(request: web.Request) -> str:
     """The session cookie's name: ``__Host-`` prefixed when cookies are Secure."""
     return SECURE_SESSION_COOKIE if secure(request) else SESSION_COOKIE

@@ -16,6 +16,7 @@ from permitnet.node.web._base import (
     PageContext,
     audit,
     clear_session_cookie,
+    client_address,
     page,
     render,
     session_cookie_name,
@@ -54,7 +55,7 @@ async def login(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     username, password = ctx.field("username"), ctx.form.get("password") if ctx.form else ""
     password = password if isinstance(password, str) else ""
     target = _safe_next(ctx.field("next", "/"))
-    address = request.remote or "unknown"
+    address = client_address(request)
     try:
         token, session = await request.app[ACCOUNTS_KEY].login(username, password, address=address)
     except LoginThrottledError as e:

@@ -447,3 +447,24 @@ async def test_people_change_their_own_password(tmp_path: Path) -> None:
         with pytest.raises(UnauthorizedError):
             await accounts.login("amina", PASSWORD, address="a")
         await accounts.login("amina", new, address="a")
+
+
+async def test_throttling_behind_a_local_proxy_uses_the_forwarded_address(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        token = csrf_of(await (await client.get("/login")).text())
+        limit = client.app[ACCOUNTS_KEY].throttle.max_failures_per_address
+
+        async def attempt(name: str, forwarded: str) -> int:
+            response = await client.post(
+                "/login",
+                data={"csrf_token": token, "username": name, "password": "wrong password!"},
+                headers={"X-Forwarded-For": forwarded},
+            )
+            return response.status
+
+        for i in range(limit):
+            assert await attempt(f"guess{i}", "198.51.100.7") == 401
+        assert await attempt("another", "198.51.100.7") == 429
+        # Another client behind the same proxy is not locked out by the first one's guesses;
+        # only the last entry (the one the proxy appended) counts.
+        assert await attempt("another", "198.51.100.7, 203.0.113.9") == 401
