@@ -194,6 +194,17 @@ def client_address(request: web.Request) -> str:
     return remote
 
 
+def _own_origins(request: web.Request) -> set[str]:
+    # Behind a TLS-terminating proxy the node sees http while the browser says https.
+    origins = {f"{request.scheme}://{request.host}"}
+    proxied_https = (request.remote in _LOOPBACK) and (
+        request.headers.get("X-Forwarded-Proto") == "https"
+    )
+    if secure(request) or proxied_https:
+        origins.add(f"https://{request.host}")
+    return origins
+
+
 def session_cookie_name(request: web.Request) -> str:
     """The session cookie's name: ``__Host-`` prefixed when cookies are Secure."""
     return SECURE_SESSION_COOKIE if secure(request) else SESSION_COOKIE
@@ -301,7 +312,7 @@ def _login_url(request: web.Request) -> str:
 
 async def _checked_form(request: web.Request, ctx: PageContext) -> PageContext:
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    if origin is not None and origin not in _own_origins(request):
         raise ForbiddenError(f"this form was sent from another site ({origin}), not this node")
     if request.content_type == "multipart/form-data":
         # Uploads to the verify page (a photo of a QR code) may exceed the node's API body

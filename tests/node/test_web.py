@@ -468,3 +468,23 @@ async def test_throttling_behind_a_local_proxy_uses_the_forwarded_address(tmp_pa
         # Another client behind the same proxy is not locked out by the first one's guesses;
         # only the last entry (the one the proxy appended) counts.
         assert await attempt("another", "198.51.100.7, 203.0.113.9") == 401
+
+
+async def test_forms_work_behind_a_tls_terminating_proxy(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"]) as client:
+        csrf = await log_in(client, "root")
+        host = f"127.0.0.1:{client.port}"
+        proxied = {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}
+        response = await client.post(
+            "/admin/tokens",
+            data={"csrf_token": csrf, "name": "n", "actor": "a", "scopes": "read"},
+            headers=proxied,
+        )
+        assert response.status == 200, await response.text()
+        # Without the proxy's word, an https origin for an http request is another site.
+        response = await client.post(
+            "/admin/tokens",
+            data={"csrf_token": csrf, "name": "m", "actor": "b", "scopes": "read"},
+            headers={"Origin": f"https://{host}"},
+        )
+        assert response.status == 403
