@@ -197,10 +197,7 @@ def client_address(request: web.Request) -> str:
 def _own_origins(request: web.Request) -> set[str]:
     # Behind a TLS-terminating proxy the node sees http while the browser says https.
     origins = {f"{request.scheme}://{request.host}"}
-    proxied_https = (request.remote in _LOOPBACK) and (
-        request.headers.get("X-Forwarded-Proto") == "https"
-    )
-    if secure(request) or proxied_https:
+    if secure(request):
         origins.add(f"https://{request.host}")
     return origins
 
@@ -213,7 +210,12 @@ def session_cookie_name(request: web.Request) -> str:
 def secure(request: web.Request) -> bool:
     """Whether cookies for this request must be marked Secure."""
     setting = request.app[SETTINGS_KEY].secure_cookies
-    return request.secure if setting is None else setting
+    return (request.secure or _proxied_https(request)) if setting is None else setting
+
+
+def _proxied_https(request: web.Request) -> bool:
+    # A reverse proxy on this machine that terminated TLS says so; nobody else is believed.
+    return request.remote in _LOOPBACK and request.headers.get("X-Forwarded-Proto") == "https"
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:

@@ -471,20 +471,59 @@ async def test_throttling_behind_a_local_proxy_uses_the_forwarded_address(tmp_pa
 
 
 async def test_forms_work_behind_a_tls_terminating_proxy(tmp_path: Path) -> None:
+    # The test client speaks plain HTTP and so holds back Secure cookies: send them by hand,
+    # as the browser would over HTTPS to the proxy.
     async with web_client(tmp_path, root=["admin"]) as client:
-        csrf = await log_in(client, "root")
         host = f"127.0.0.1:{client.port}"
-        proxied = {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}
+        proxy = {"X-Forwarded-Proto": "https"}
+        origin = {"Origin": f"https://{host}"}
+        page = await client.get("/login", headers=proxy)
+        form_cookie = page.cookies["pn_form"].value
+        response = await client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_of(await page.text()),
+                "username": "root",
+                "password": PASSWORD,
+            },
+            headers=proxy | origin | {"Cookie": f"pn_form={form_cookie}"},
+            allow_redirects=False,
+        )
+        assert response.status == 303, await response.text()
+        session = {"Cookie": f"__Host-pn_session={response.cookies['__Host-pn_session'].value}"}
+        page = await client.get("/admin/tokens", headers=proxy | session)
+        assert page.status == 200
         response = await client.post(
             "/admin/tokens",
-            data={"csrf_token": csrf, "name": "n", "actor": "a", "scopes": "read"},
-            headers=proxied,
+            data={
+                "csrf_token": csrf_of(await page.text()),
+                "name": "n",
+                "actor": "a",
+                "scopes": "read",
+            },
+            headers=proxy | origin | session,
         )
         assert response.status == 200, await response.text()
         # Without the proxy's word, an https origin for an http request is another site.
+        client.session.cookie_jar.clear()
+        page = await client.get("/login")
         response = await client.post(
-            "/admin/tokens",
-            data={"csrf_token": csrf, "name": "m", "actor": "b", "scopes": "read"},
-            headers={"Origin": f"https://{host}"},
+            "/login",
+            data={
+                "csrf_token": csrf_of(await page.text()),
+                "username": "root",
+                "password": PASSWORD,
+            },
+            headers=origin,
         )
         assert response.status == 403
+        assert "another site" in await response.text()
+
+
+async def test_cookies_are_secure_when_the_local_proxy_says_https(tmp_path: Path) -> None:
+    async with web_client(tmp_path) as client:
+        plain = await client.get("/login")
+        assert not plain.cookies["pn_form"]["secure"]
+        client.session.cookie_jar.clear()
+        proxied = await client.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert proxied.cookies["pn_form"]["secure"]
