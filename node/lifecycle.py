@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from permitnet.node import checks, drafting, receiving
 from permitnet.node.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from permitnet.node.lifecycle_queries import Alert, QueriesMixin
+from permitnet.protocol import rules
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.documents import (
     Cancellation,
@@ -30,6 +31,7 @@ from permitnet.protocol.documents import (
     ExportAuthorization,
     ExportDeclaration,
     ImportCertificate,
+    Message,
 )
 from permitnet.protocol.errors import DocumentError, RuleViolation
 from permitnet.protocol.signed import SignedDocument
@@ -379,40 +381,52 @@ class NodeServices(QueriesMixin):
         return record
 
     async def _check_before_signing(self, tx: Tx, document: Document) -> None:
+        """Apply the protocol's Convention rules, with what this node holds, before signing."""
         today = _today(tx.now)
-        if isinstance(document, ExportAuthorization):
-            ic = await tx.get_document(document.import_certificate.id.hex())
-            await receiving.check_authorization(
-                tx, document, ic, exporting_country=self.country, today=today
-            )
-            view = self.registry.require()
-            certificate = drafting.decode_stored(ic)
-            assert isinstance(certificate, ImportCertificate)  # checked when the draft was built
-            checks.check_importer_estimate(document, view, certificate.estimate_year)
-        elif isinstance(document, Endorsement):
-            ea = await tx.get_document(document.export_authorization.hex())
-            if ea.state in {CANCELLED, ENDORSED}:
-                raise RuleViolation(
-                    "authorization-closed", f"the export authorization is {ea.state}"
+        match document:
+            case ImportCertificate():
+                rules.check_import_certificate(document, today=today)
+            case ExportAuthorization():
+                ic = await tx.get_document(document.import_certificate.id.hex())
+                await receiving.check_authorization(
+                    tx, document, ic, exporting_country=self.country, today=today
                 )
-        elif isinstance(document, ExportDeclaration):
-            for item in document.items:
-                if self.catalogue.regime(item.substance) != "export_declaration":
+                certificate = drafting.decode_stored(ic)
+                assert isinstance(certificate, ImportCertificate)  # checked building the draft
+                checks.check_importer_estimate(
+                    document, self.registry.require(), certificate.estimate_year
+                )
+            case Endorsement():
+                ea = await tx.get_document(document.export_authorization.hex())
+                if ea.state in {CANCELLED, ENDORSED}:
                     raise RuleViolation(
-                        "authorization-required",
-                        f"{item.substance} needs an import certificate and export "
-                        "authorization, not an export declaration",
+                        "authorization-closed", f"the export authorization is {ea.state}"
                     )
-        elif isinstance(document, Cancellation):
-            target = await tx.get_document(document.document.hex())
-            if target.state == CANCELLED:
-                raise RuleViolation(
-                    "already-cancelled", f"document {target.id} is already cancelled"
+                authorization = drafting.decode_stored(ea)
+                assert isinstance(authorization, ExportAuthorization)  # checked building it
+                rules.check_endorsement(
+                    document, authorization, authorization_id=bytes.fromhex(ea.id), today=today
+                )
+            case ExportDeclaration():
+                rules.check_export_declaration(document, catalogue=self.catalogue)
+            case Cancellation():
+                target = await tx.get_document(document.document.hex())
+                if target.state == CANCELLED:
+                    raise RuleViolation(
+                        "already-cancelled", f"document {target.id} is already cancelled"
+                    )
+                rules.check_cancellation(
+                    document, drafting.decode_stored(target), target_id=bytes.fromhex(target.id)
+                )
+            case Message():
+                about = await tx.get_document(document.about.hex())
+                rules.check_message(
+                    document, drafting.decode_stored(about), about_id=bytes.fromhex(about.id)
                 )
 
     async def _estimate_shortfalls(self, tx: Tx, certificate: ImportCertificate) -> list[str]:
         view = self.registry.require()
-        requested = checks.sum_base_by_substance(certificate.items)
+        requested = rules.base_totals(certificate.items)
         balances = {
             s: checks.balance_for(
                 view,
@@ -520,6 +534,7 @@ class NodeServices(QueriesMixin):
             raise ValidationError("the request body must be a JSON object")
         async with self.store.transaction() as tx:
             document = await self._build(tx, "message", body, tx.now)
+            await self._check_before_signing(tx, document)
             return await self._sign_and_store(tx, document, actor=actor)
 
     async def record_paper_certificate(

@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Literal
 
 from permitnet.node import checks, drafting
-from permitnet.protocol import Sign1Message, decode_cbor
+from permitnet.protocol import Sign1Message, decode_cbor, rules
 from permitnet.protocol.documents import (
     Cancellation,
     DeliveryReceipt,
@@ -44,6 +44,7 @@ __all__ = [
     "apply_received",
     "apply_verified",
     "check_authorization",
+    "check_plain",
     "dependency_of",
     "sha256_hex",
 ]
@@ -102,15 +103,40 @@ async def check_authorization(
     already: dict[str, int] = defaultdict(int)
     for _, substance, quantity in rows:
         already[substance] += quantity
-    checks.check_authorization_against_certificate(
+    if authorization.issuer != exporting_country:
+        raise RuleViolation(
+            "certificate-addressed-to-exporting-country",
+            f"the authorization is issued by {authorization.issuer}, not {exporting_country}",
+        )
+    rules.check_export_authorization(
         authorization,
         certificate,
-        certificate_state=certificate_record.state,
-        exporting_country=exporting_country,
-        already_by_substance=already,
-        prior_authorizations=len({r[0] for r in rows}),
+        certificate_id=bytes.fromhex(certificate_record.id),
         today=today,
+        cancelled=certificate_record.state == "cancelled",
+        authorized_mg=already,
+        prior_authorizations=len({r[0] for r in rows}),
     )
+
+
+def check_plain(document: ImportCertificate | ExportDeclaration) -> None:
+    """The rules a received certificate or declaration must meet on its own (no store needed).
+
+    Checked as at the document's own issue time: its dates are consistent and not in the
+    future, the certificate was not already expired, its estimate year is within its validity;
+    a declaration carries only substances that need no authorization.
+
+    Raises:
+        RuleViolation: the rule broken, with the numbers.
+    """
+    if isinstance(document, ImportCertificate):
+        rules.check_import_certificate(document, today=_issue_day(document.issued_at))
+    else:
+        rules.check_export_declaration(document)
+
+
+def _issue_day(issued_at: int) -> dt.date:
+    return dt.datetime.fromtimestamp(issued_at, tz=dt.UTC).date()
 
 
 def _stored_signed(raw: bytes) -> SignedDocument:
@@ -204,6 +230,7 @@ async def _apply(tx: Tx, services: NodeServices, signed: SignedDocument) -> None
     actor = f"peer:{document.issuer}"
     match document:
         case ImportCertificate() | ExportDeclaration():
+            check_plain(document)
             await tx.insert_document(record, actor=actor)
         case ExportAuthorization():
             ic = await tx.get_document(document.import_certificate.id.hex())
@@ -213,20 +240,21 @@ async def _apply(tx: Tx, services: NodeServices, signed: SignedDocument) -> None
                     "the authorization cites a certificate this country did not issue",
                 )
             # The certificate must have been valid on the day the authorization was issued.
-            day = dt.datetime.fromtimestamp(document.issued_at, tz=dt.UTC).date()
             await check_authorization(
-                tx, document, ic, exporting_country=document.issuer, today=day
+                tx,
+                document,
+                ic,
+                exporting_country=document.issuer,
+                today=_issue_day(document.issued_at),
             )
             await tx.insert_document(record, actor=actor)
         case Endorsement():
             await _apply_endorsement(tx, services, signed, document, record)
         case Cancellation():
             target = await tx.get_document(document.document.hex())
-            if target.issuer != document.issuer:
-                raise RuleViolation(
-                    "cancel-not-issuer",
-                    f"{document.issuer} cannot cancel a document issued by {target.issuer}",
-                )
+            rules.check_cancellation(
+                document, drafting.decode_stored(target), target_id=bytes.fromhex(target.id)
+            )
             await tx.insert_document(record, actor=actor)
             await tx.set_state(
                 target.id,
@@ -242,10 +270,9 @@ async def _apply(tx: Tx, services: NodeServices, signed: SignedDocument) -> None
             )
         case Message():
             about = await tx.get_document(document.about.hex())
-            if {about.issuer, about.recipient} != {document.issuer, services.country}:
-                raise RuleViolation(
-                    "message-outsider", "the message is about a document between other countries"
-                )
+            rules.check_message(
+                document, drafting.decode_stored(about), about_id=bytes.fromhex(about.id)
+            )
             await tx.insert_document(record, actor=actor)
 
 
@@ -263,17 +290,16 @@ async def _apply_endorsement(
             "endorsement-not-ours",
             "the endorsement is not of an export authorization this country issued",
         )
-    if endorsement.issuer != authorization.importing_country:
-        raise RuleViolation(
-            "endorsement-wrong-country",
-            f"{endorsement.issuer} endorsed an authorization for {authorization.importing_country}",
-        )
     if ea_record.state == "endorsed":
         raise RuleViolation(
             "already-endorsed",
             f"export authorization {authorization.number} was already endorsed",
         )
-    problems = checks.endorsement_discrepancies(endorsement, authorization)
+    problems = checks.describe_discrepancies(
+        rules.check_endorsement(
+            endorsement, authorization, authorization_id=bytes.fromhex(ea_record.id)
+        )
+    )
     await tx.insert_document(record, actor=f"peer:{endorsement.issuer}")
     if ea_record.state == "cancelled":
         # The goods arrived under an authorization this country cancelled: keep the record,

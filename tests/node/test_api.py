@@ -215,7 +215,7 @@ async def test_lifecycle_over_http(nodes: tuple[Node, Node]) -> None:
         "endorsements",
         {
             "export_authorization": ea["id"],
-            "date_received": "2026-03-09",
+            "date_received": "2026-03-01",
             "received": [{"line": 0, "quantity_mg": 3500}],
         },
     )

@@ -7,9 +7,10 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from permitnet.node.checks import Balance, endorsement_discrepancies, estimate_shortfalls
+from permitnet.node.checks import Balance, describe_discrepancies, estimate_shortfalls
 from permitnet.node.drafting import build_endorsement
 from permitnet.node.events import EventBus
+from permitnet.protocol import rules
 from permitnet.protocol.documents import (
     CertificateReference,
     ExportAuthorization,
@@ -32,19 +33,28 @@ def test_shortfall_exactly_when_request_exceeds_balance(
     figures: dict[str, tuple[int | None, int, int, int]],
 ) -> None:
     balances = {
-        s: Balance(substance=s, year=2026, estimate_mg=e, supplementary_mg=sup, authorized_mg=a)
+        s: Balance(
+            substance=s,
+            year=2026,
+            estimate_mg=e,
+            supplementary_mg=sup,
+            authorized_mg=a,
+            country="DE",
+        )
         for s, (e, sup, a, _) in figures.items()
     }
     requested = {s: r for s, (_, _, _, r) in figures.items()}
     reasons = estimate_shortfalls(requested, balances)
     expected = sorted(s for s, (e, sup, a, r) in figures.items() if e is None or a + r > e + sup)
-    assert [r.split(" ", 1)[0] for r in reasons] == expected
+    assert [r.split(" ")[2] for r in reasons] == expected
     for s, (e, sup, a, r) in figures.items():
         b = balances[s]
         assert b.remaining_mg == (None if e is None else e + sup - a)
         if e is not None and a + r > e + sup:
-            (line,) = [x for x in reasons if x.startswith(f"{s} ")]
-            assert f"exceeds by {a + r - e - sup} mg" in line
+            (line,) = [x for x in reasons if f" DE {s} 2026:" in x]
+            remaining = max(0, e + sup - a)
+            assert line.startswith("estimate-exceeded: ")
+            assert f"{r - remaining} mg over the remaining {remaining} mg" in line
             assert f"already authorized {a} mg, requested {r} mg" in line
 
 
@@ -99,7 +109,9 @@ def test_discrepancy_lines_are_exactly_the_differing_lines(
         authorization=ea,
         authorization_id="00" * 32,
     )
-    problems = endorsement_discrepancies(endorsement, ea)
+    problems = describe_discrepancies(
+        rules.check_endorsement(endorsement, ea, authorization_id=bytes(32))
+    )
     differing = [i for i, (a, r) in enumerate(zip(authorized, received, strict=True)) if a != r]
     assert [int(p.split()[1]) for p in problems] == differing
     for p, i in zip(problems, differing, strict=True):

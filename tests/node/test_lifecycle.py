@@ -126,9 +126,9 @@ def ea_body(ic_id: str, mg: int = 4000, **over: Any) -> dict[str, Any]:
     return {
         "import_certificate": ic_id,
         "number": "FR-EA-1",
-        "date_of_issue": "2026-03-02",
+        "date_of_issue": "2026-03-01",
         "items": [{"substance": "morphine", "quantity_mg": mg, "preparation": "bulk powder"}],
-        "valid_from": "2026-03-02",
+        "valid_from": "2026-03-01",
         "valid_until": "2026-06-30",
         "route": "Lyon - Frankfurt",
         "transport_mode": "air",
@@ -165,7 +165,7 @@ async def test_full_chain_with_short_endorsement_alert(world: World) -> None:
         "endorsement",
         {
             "export_authorization": ea.id,
-            "date_received": "2026-03-10",
+            "date_received": "2026-03-01",
             "received": [{"line": 0, "quantity_mg": 3900}],
         },
     )
@@ -188,8 +188,8 @@ async def test_over_estimate_held_then_released_by_supplementary(world: World) -
     assert result.document is None
     assert result.draft.state == "held"
     assert result.draft.held_reason == (
-        "morphine 2026: estimate 10000 mg + supplementary 0 mg = 10000 mg, already authorized "
-        "8000 mg, requested 3000 mg: exceeds by 1000 mg"
+        "estimate-exceeded: DE morphine 2026: estimate 10000 mg + supplementary 0 mg, already "
+        "authorized 8000 mg, requested 3000 mg: 1000 mg over the remaining 2000 mg"
     )
     balance = await world.de.services.balance("morphine", 2026)
     assert (balance.authorized_mg, balance.remaining_mg) == (8000, 2000)
@@ -203,7 +203,9 @@ async def test_over_estimate_held_then_released_by_supplementary(world: World) -
         2,
     )
     assert await world.de.services.recheck_held() == []
-    assert "exceeds by 500 mg" in ((await world.de.services.get_draft(draft.id)).held_reason or "")
+    assert "500 mg over the remaining 2500 mg" in (
+        (await world.de.services.get_draft(draft.id)).held_reason or ""
+    )
 
     world.publish(
         [
@@ -324,7 +326,7 @@ async def _fr_with_ic(world: World, **over: Any) -> DocumentRecord:
         pytest.param(
             {},
             {"valid_until": "2026-10-01"},
-            "validity-outside-certificate",
+            "validity-within-certificate",
             id="validity-beyond-certificate",
         ),
         pytest.param(
@@ -363,7 +365,9 @@ async def test_second_authorization_draws_on_what_remains(world: World) -> None:
     draft = await world.fr.services.create_draft(
         "export_authorization", ea_body(ic.id, 1500, number="FR-EA-2"), actor="clerk"
     )
-    with pytest.raises(RuleViolation, match="already authorized 3000 mg, requested 1500 mg"):
+    with pytest.raises(
+        RuleViolation, match="3000 mg already authorized, 1500 mg requested: 500 mg too much"
+    ):
         await world.fr.services.approve_draft(draft.id, actor="officer")
 
 
@@ -416,7 +420,7 @@ async def test_out_of_order_arrival_waits_then_applies(world: World) -> None:
         "endorsement",
         {
             "export_authorization": ea.id,
-            "date_received": "2026-03-10",
+            "date_received": "2026-03-01",
             "received": [{"line": 0, "quantity_mg": 4000}],
         },
     )
@@ -527,7 +531,7 @@ async def test_message_thread_and_export_declaration(world: World) -> None:
             "items": [
                 {"substance": "diazepam", "quantity_mg": 5000, "preparation": "tablets 5 mg"}
             ],
-            "date_of_export": "2026-03-05",
+            "date_of_export": "2026-03-01",
         },
     )
     assert await deliver(world.fr, decl, world.de) == "accepted"
@@ -542,11 +546,11 @@ async def test_declaration_only_for_declaration_regime(world: World) -> None:
             "importer": PARTY,
             "importing_country": "DE",
             "items": [{"substance": "morphine", "quantity_mg": 5000, "preparation": "bulk"}],
-            "date_of_export": "2026-03-05",
+            "date_of_export": "2026-03-01",
         },
         actor="clerk",
     )
-    with pytest.raises(RuleViolation, match="authorization-required"):
+    with pytest.raises(RuleViolation, match="declaration-not-allowed"):
         await world.fr.services.approve_draft(draft.id, actor="officer")
 
 
@@ -556,7 +560,7 @@ async def _endorsement(world: World, ea: DocumentRecord, mg: int) -> SignedDocum
     endorsement = build_endorsement(
         {
             "export_authorization": ea.id,
-            "date_received": "2026-03-10",
+            "date_received": "2026-03-01",
             "received": [{"line": 0, "quantity_mg": mg}],
         },
         issuer="DE",
@@ -610,7 +614,7 @@ async def test_received_documents_that_do_not_fit_are_refused(world: World) -> N
     cases: list[tuple[str, str, Any]] = [
         # FR "cancels" DE's certificate: only the issuer may cancel.
         (
-            "cancel-not-issuer",
+            "cancellation-by-issuer",
             "FR",
             Cancellation(
                 issuer="FR",
@@ -644,7 +648,7 @@ async def test_received_documents_that_do_not_fit_are_refused(world: World) -> N
                 recipient="DE",
                 export_authorization=bytes.fromhex(ea.id),
                 export_authorization_number="FR-EA-1",
-                date_received=dt.date(2026, 3, 9),
+                date_received=dt.date(2026, 3, 1),
                 received=(ReceivedItem(line=0, substance="morphine", quantity_mg=1),),
                 remarks="",
                 **head,
