@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTH_SCHEME",
     "MAX_CLOCK_SKEW",
+    "REQUEST_CONTENT_TYPE",
     "AuthenticatedPeer",
     "NonceCache",
     "PeerAuthError",
@@ -65,6 +66,9 @@ MAX_CLOCK_SKEW: Final = 300
 NONCE_SIZE: Final = 16
 #: Version marker of the claims map; anything else is refused.
 CLAIMS_VERSION: Final = 1
+#: The COSE content type of a request envelope: domain separation, so that a signed request can
+#: never be taken for a document (``application/permitnet-document+cbor``) or the reverse.
+REQUEST_CONTENT_TYPE: Final = "application/permitnet-request+cbor"
 #: The largest Authorization header accepted (a signed claims map is about 250 bytes).
 MAX_HEADER_SIZE: Final = 2048
 _ALLOWED_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
@@ -259,7 +263,7 @@ def sign_request(
         timestamp=now,
         nonce=secrets.token_bytes(NONCE_SIZE) if nonce is None else nonce,
     )
-    envelope = sign1(claims.to_payload(), signing_key, kid)
+    envelope = sign1(claims.to_payload(), signing_key, kid, content_type=REQUEST_CONTENT_TYPE)
     token = base64.urlsafe_b64encode(envelope).rstrip(b"=").decode("ascii")
     return f"{AUTH_SCHEME} {token}"
 
@@ -305,6 +309,11 @@ def verify_request(
     kid = message.kid
     if kid is None or not message.kid_is_protected:
         raise PeerAuthError("the request signature must carry a protected kid")
+    if message.content_type != REQUEST_CONTENT_TYPE:
+        raise PeerAuthError(
+            f"the request envelope's content type is {message.content_type!r}, "
+            f"not {REQUEST_CONTENT_TYPE!r}"
+        )
     key = resolve_key(kid, now)
     try:
         payload = message.verify(key.public_key)

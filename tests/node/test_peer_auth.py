@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from permitnet.node.peer_auth import (
     AUTH_SCHEME,
     MAX_CLOCK_SKEW,
+    REQUEST_CONTENT_TYPE,
     NonceCache,
     PeerAuthError,
     PeerKey,
@@ -148,8 +149,14 @@ def test_failed_request_does_not_burn_the_nonce() -> None:
     check(header, nonces=nonces)
 
 
-def _raw_envelope(payload: bytes, *, seed: bytes = DE_SEED, kid: bytes = DE_KID) -> str:
-    envelope = sign1(payload, seed, kid)
+def _raw_envelope(
+    payload: bytes,
+    *,
+    seed: bytes = DE_SEED,
+    kid: bytes = DE_KID,
+    content_type: str | None = REQUEST_CONTENT_TYPE,
+) -> str:
+    envelope = sign1(payload, seed, kid, content_type=content_type)
     return f"{AUTH_SCHEME} " + base64.urlsafe_b64encode(envelope).rstrip(b"=").decode()
 
 
@@ -159,6 +166,16 @@ def _tampered(header: str) -> str:
     raw[-1] ^= 1  # flips a bit of the signature
     return f"{AUTH_SCHEME} " + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
 
+
+GOOD_CLAIMS = RequestClaims(
+    method="POST",
+    target=TARGET,
+    body_sha256=bytes(32),
+    sender="DE",
+    audience="FR",
+    timestamp=NOW,
+    nonce=bytes(16),
+)
 
 UNKNOWN_SEED = bytes(range(2, 34))
 BAD_CASES: list[tuple[str, Callable[[], str | None], dict[str, object], type[Exception], str]] = [
@@ -222,6 +239,22 @@ BAD_CASES: list[tuple[str, Callable[[], str | None], dict[str, object], type[Exc
         "timestamp",
     ),
     (
+        "a signed document's content type (domain separation)",
+        lambda: _raw_envelope(
+            GOOD_CLAIMS.to_payload(), content_type="application/permitnet-document+cbor"
+        ),
+        {},
+        PeerAuthError,
+        "content type",
+    ),
+    (
+        "no content type",
+        lambda: _raw_envelope(GOOD_CLAIMS.to_payload(), content_type=None),
+        {},
+        PeerAuthError,
+        "content type",
+    ),
+    (
         "claims not a map",
         lambda: _raw_envelope(b"\x01"),
         {},
@@ -274,15 +307,6 @@ BAD_CLAIMS: list[tuple[str, dict[str, object], str]] = [
     ("three-letter country", {"audience": "FRA"}, "alpha-2"),
     ("negative time", {"timestamp": -1}, "non-negative"),
 ]
-GOOD_CLAIMS = RequestClaims(
-    method="POST",
-    target=TARGET,
-    body_sha256=bytes(32),
-    sender="DE",
-    audience="FR",
-    timestamp=NOW,
-    nonce=bytes(16),
-)
 
 
 @pytest.mark.parametrize(
