@@ -23,7 +23,8 @@ apt:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# protocol/cbor.py is compiled by mypyc (setup.py): a change to it needs a rebuild.
+$(VENV)/.installed: pyproject.toml setup.py protocol/cbor.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_TAGS",
+    "MAX_DEPTH_LIMIT",
     "Tag",
     "decode_cbor",
     "encode_cbor",
@@ -47,6 +48,8 @@ DEFAULT_MAX_SIZE: Final = 256 * 1024
 #: Deepest nesting of arrays, maps and tags :func:`decode_cbor` accepts unless told otherwise,
 #: and the deepest :func:`encode_cbor` produces, so that whatever we write we also read back.
 DEFAULT_MAX_DEPTH: Final = 16
+#: The most nesting :func:`decode_cbor` ever accepts, whatever ``max_depth`` a caller passes.
+MAX_DEPTH_LIMIT: Final = 256
 #: The tag numbers the protocol uses: 18 is COSE_Sign1 (RFC 9052).
 DEFAULT_TAGS: Final = frozenset({18})
 
@@ -216,7 +219,8 @@ def decode_cbor(
         data: the received bytes (a bytearray or memoryview is copied first).
         max_size: the largest input accepted, in bytes.
         max_depth: how many levels of arrays, maps and tags may nest (0: none at all; 1: a
-            top-level array or map of plain items, and so on).
+            top-level array or map of plain items, and so on); at most
+            :data:`MAX_DEPTH_LIMIT`, whatever is asked.
         allowed_tags: the tag numbers accepted (by default only 18, COSE_Sign1).
 
     Returns:
@@ -237,14 +241,16 @@ def decode_cbor(
         raise SizeLimitError(f"input of {size} bytes exceeds the limit of {max_size} bytes")
     if not size:
         raise DecodeError("empty input: expected one CBOR item")
-    item = _reader(data, max_depth, allowed_tags)
+    # The compiled decoder recurses on the C stack, which Python's recursion limit does not
+    # guard, so no caller may ask for more depth than this.
+    item = _reader(data, min(max_depth, MAX_DEPTH_LIMIT), allowed_tags)
     try:
         value, end = item(0, 0)
     except IndexError as e:
         # The inline fast paths index data[pos] without a bound check of their own: running
         # off the end of the input is truncation.
         raise DecodeError(f"truncated input: the {size} bytes end inside an item") from e
-    except RecursionError as e:  # only when a caller allows more depth than Python has
+    except RecursionError as e:  # pragma: no cover - MAX_DEPTH_LIMIT stays below Python's limit
         raise SizeLimitError("input nested too deeply for this interpreter") from e
     if end != size:
         raise DecodeError(f"{size - end} trailing bytes after the CBOR item at offset {end}")
