@@ -50,6 +50,7 @@ __all__ = [
     "NodeIdentity",
     "PeerEndpoints",
     "ReceiptVerifier",
+    "read_capped",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,22 @@ PeerEndpoints = Callable[[str], Sequence[str]]
 #: its status, ``accepted`` or ``rejected``; raises ``NodeError`` if it does not prove that
 #: ``peer`` decided on the document with that id.
 ReceiptVerifier = Callable[[bytes, bytes, str, int], str]
+
+
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read a whole response body, refusing one larger than ``limit`` bytes.
+
+    Raises:
+        DeliveryError: the body is larger than ``limit``.
+    """
+    if response.content_length is not None and response.content_length > limit:
+        raise DeliveryError(f"answer of {response.content_length} bytes is over {limit}")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise DeliveryError(f"answer is over {limit} bytes")
+    return bytes(body)
 
 
 class DeliveryError(NodeError):
@@ -240,14 +257,12 @@ class DeliveryWorker:
             async with self._session.post(
                 base.rstrip("/") + PATH_DOCUMENTS, data=body, headers=headers, timeout=self._timeout
             ) as response:
-                answer = await response.content.read(MAX_ANSWER_BYTES + 1)
+                answer = await read_capped(response, MAX_ANSWER_BYTES)
                 if response.status != 200:
                     text = answer[:300].decode("utf-8", "replace")
                     raise DeliveryError(f"HTTP {response.status}: {text}")
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise DeliveryError(f"unreachable: {type(e).__name__}: {e}") from e
-        if len(answer) > MAX_ANSWER_BYTES:
-            raise DeliveryError("answer too large")
         return answer
 
     async def _record_failures(self, batch: Sequence[OutboxEntry], error: str) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from permitnet.node.delivery import ALERT_DELIVERY_REJECTED, DeliveryError
+from permitnet.node.delivery import ALERT_DELIVERY_REJECTED, DeliveryError, read_capped
 from permitnet.node.errors import NodeError
 from permitnet.node.exchange import verify_received
 from permitnet.node.peer_auth import sign_request
@@ -241,10 +241,12 @@ class PullWorker:
                     headers=headers,
                     timeout=self._timeout,
                 ) as response:
-                    answer = await response.content.read(MAX_OUTBOX_ANSWER + 1)
-                    if response.status == 200 and len(answer) <= MAX_OUTBOX_ANSWER:
+                    answer = await read_capped(response, MAX_OUTBOX_ANSWER)
+                    if response.status == 200:
                         return answer
                     errors.append(f"{base}: HTTP {response.status}: {answer[:300]!r}")
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 errors.append(f"{base}: unreachable: {type(e).__name__}: {e}")
+            except DeliveryError as e:
+                errors.append(f"{base}: {e}")
         raise DeliveryError("; ".join(errors) or f"the registry lists no endpoint for {peer}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from typing import TYPE_CHECKING
@@ -106,8 +107,9 @@ class ScriptedPeer:
         self.bad_receipts = False
         self.nonces = NonceCache()
         self.auth_errors: list[str] = []
+        self.streamed = False
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         try:
             verify_request(
@@ -141,7 +143,18 @@ class ScriptedPeer:
             )
             for raw in raws
         ]
-        return web.Response(body=encode_results(results), content_type="application/cbor")
+        answer = encode_results(results)
+        if not self.streamed:
+            return web.Response(body=answer, content_type="application/cbor")
+        # Chunked, in small pieces a moment apart: the reader must keep reading to the end.
+        response = web.StreamResponse(headers={"Content-Type": "application/cbor"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(answer), 97):
+            await response.write(answer[start : start + 97])
+            await asyncio.sleep(0.002)  # paces the pieces so they arrive separately
+        await response.write_eof()
+        return response
 
 
 def check_receipt(receipt: bytes, doc_id: bytes, peer: str, now: int) -> str:
@@ -298,3 +311,13 @@ async def test_no_endpoint_is_a_recorded_failure(store: Store) -> None:
     async with store.read() as tx:
         (row,) = await tx.outbox_for_document(doc)
     assert "no node endpoint for IN" in (row.last_error or "")
+
+
+async def test_an_answer_streamed_in_pieces_is_read_whole(
+    store: Store, peer: tuple[ScriptedPeer, TestServer]
+) -> None:
+    scripted, server = peer
+    scripted.streamed = True
+    await _issue(store, 20)
+    async with aiohttp.ClientSession() as session:
+        assert await _worker(store, session, [str(server.make_url(""))]).deliver_due() == 20
