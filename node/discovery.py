@@ -18,6 +18,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Final, Self
 
+import ifaddr
 from aiohttp import web
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
@@ -245,11 +246,13 @@ def announce_addresses(host: str) -> tuple[list[str], list[str] | None]:
 
 
 def _ipv4_addresses() -> list[str]:
-    # zeroconf lists the machine's interface addresses; it exports the helper only untyped.
-    import zeroconf  # noqa: PLC0415
-
-    addresses: list[str] = zeroconf.get_all_addresses()  # type: ignore[attr-defined]  # re-exported, not in __all__
-    return addresses
+    # ifaddr is what zeroconf itself uses to list the machine's interface addresses.
+    return [
+        str(ip.ip)
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if ip.is_IPv4 and isinstance(ip.ip, str)
+    ]
 
 
 def advertise_context(
