@@ -169,9 +169,10 @@ class RegistryServer:
             f"keys/{key.kid.hex()}/revoke", {"compromised_at": compromised_at, "reason": reason}
         )
 
-    async def publish(self) -> int:
+    async def publish(self, *, expiry_seconds: int | None = None) -> int:
         """Sign and publish the next snapshot; return its version."""
-        return int((await self.admin("publish"))["version"])
+        body = {} if expiry_seconds is None else {"expiry_seconds": expiry_seconds}
+        return int((await self.admin("publish", body))["version"])
 
 
 @dataclass
@@ -277,7 +278,13 @@ class Network:
             started.append(node)
         return started
 
-    async def start_node(self, country: str, *, pull_from: tuple[str, ...] = ()) -> RunningNode:
+    async def start_node(
+        self,
+        country: str,
+        *,
+        pull_from: tuple[str, ...] = (),
+        registry_grace_seconds: int = 3600,
+    ) -> RunningNode:
         """Start (or restart, on the same port and data) the node of an enrolled country."""
         sock = self.sockets.pop(country, None) or bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -293,13 +300,14 @@ class Network:
             registry_root=root_file,
             public_url=url,
             registry_refresh_seconds=3600,
+            registry_grace_seconds=registry_grace_seconds,
         )
         fetcher = RegistryFetcher(
             [self.registry.url],
             data_dir / "registry-cache",
             self.registry.pinned_root,
             self.session,
-            grace_seconds=3600,
+            grace_seconds=registry_grace_seconds,
         )
         app = create_app(config, signing_key=self.keys[country], registry_refresh=fetcher.refresh)
         app[PULL_FROM_KEY] = pull_from

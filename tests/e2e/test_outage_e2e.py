@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import TYPE_CHECKING
 
 from tests.e2e.conftest import ic_body
@@ -67,3 +68,44 @@ async def test_node_without_inbound_connections_pulls_and_acknowledges(network: 
     await network.wait_until(lambda: de.delivered(ic.id))
     assert await india.holds(ic.id)
     assert await india.exchange.puller.pull_from("DE") == 0
+
+
+async def test_registry_data_past_grace_holds_documents_until_fresh_data_arrives(
+    network: Network,
+) -> None:
+    await network.enroll("DE", "FR")
+    (de,) = await network.start("DE")
+    fr = await network.start_node("FR", registry_grace_seconds=1)
+    # FR's newest snapshot expires in 2 s; with 1 s of grace its data is then unusable.
+    await network.registry.publish(expiry_seconds=2)
+    assert await fr.refresh_registry()
+
+    async def stale() -> bool:
+        return not fr.exchange.pipeline.registry_usable(int(time.time()))
+
+    await network.wait_until(stale, within=10)
+    ic = await de.issue("import_certificate", ic_body(exporting_country="FR"))
+
+    async def held_as_pending() -> bool:
+        async with de.store.read() as tx:
+            (row,) = await tx.outbox_for_document(ic.id)
+        return "held as pending by FR" in (row.last_error or "")
+
+    await network.wait_until(held_as_pending)
+    assert not await fr.holds(ic.id)
+    assert (
+        await fr.count(
+            "SELECT count(*) FROM inbound_pending WHERE reason = 'registry' AND document_id = ?",
+            (ic.id,),
+        )
+        == 1
+    )
+
+    await network.registry.publish()
+    assert await fr.refresh_registry()
+    # The housekeeping loop does this every 30 s; the test does not wait for it.
+    await fr.exchange.pipeline.retry_pending()
+    assert await fr.holds(ic.id)
+    await network.wait_until(lambda: de.delivered(ic.id))
+    assert await fr.count("SELECT count(*) FROM inbound_pending") == 0
+    assert await fr.count("SELECT count(*) FROM quarantine") == 0
