@@ -1,40 +1,44 @@
 """The key rotation drill, end to end, on a real registry and real nodes on loopback.
 
 Germany's node prepares a new key and a rotation request signed by its current key
-(``permitnet.node.key_rotation``, as ``permitnet node rotate-key`` does), the INCB operator
+(``permitnet node rotate-key DIR``), the INCB operator
 approves it through the registry's admin API and publishes, the node activates the new key once
-its verified registry view lists it, and restarts. Then: documents signed with the old key still
+the registry lists it (``permitnet node rotate-key DIR --activate``), and restarts. Then: documents signed with the old key still
 verify, new ones are signed with the new key, and the peer accepts them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from permitnet.node.config import NodeConfig
-from permitnet.node.key_rotation import activate_rotation, prepare_rotation
+from permitnet.node.key_rotation import REQUEST_FILE, next_key_path
 from permitnet.node.keystore import load_key, save_key
 from permitnet.protocol.cose import Sign1Message
 from permitnet.protocol.registry_verify import verify_document
+from permitnet.tools.cli import main
 from tests.e2e.conftest import ea_body, ic_body
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Network, RunningNode
 
 
-def _rotation_config(node: RunningNode) -> NodeConfig:
-    """The node directory's configuration as ``rotate-key`` reads it (key file in the dir)."""
-    return NodeConfig(
+def _rotation_config(node: RunningNode, registry_url: str) -> NodeConfig:
+    """The node directory's node.toml as ``permitnet node rotate-key`` reads it."""
+    config = NodeConfig(
         data_dir=node.data_dir,
         country=node.country,
         authority_name=f"Authority {node.country}",
-        registry_urls=("http://127.0.0.1:9",),
+        registry_urls=(registry_url,),
         registry_root=Path("registry-root.cbor"),
         public_url=node.url,
         insecure_plaintext_key=True,
     )
+    config.save()
+    return config
 
 
 async def test_key_rotation_drill(network: Network) -> None:
@@ -44,33 +48,34 @@ async def test_key_rotation_drill(network: Network) -> None:
     await network.wait_until(lambda: de.delivered(before.id))
 
     # Step 1: the node makes the next key and a request signed by the current key.
-    config = _rotation_config(de)
+    config = _rotation_config(de, network.registry.url)
     save_key(config.key_path, old_key, passphrase=None, insecure_plaintext=True)
-    prepared = prepare_rotation(config, now=int(time.time()) - 60)
-    assert prepared.current_kid == old_key.kid
+    assert await asyncio.to_thread(main, ["node", "rotate-key", str(de.data_dir)]) == 0
+    request_file = de.data_dir / REQUEST_FILE
+    new_kid = load_key(next_key_path(config), passphrase=None).kid
 
     # Step 2: the INCB receives the request, approves it after confirming the fingerprint,
     # and publishes a snapshot.
     registry = network.registry
     async with registry.session.post(
-        f"{registry.url}/v1/key-requests", data=prepared.request_path.read_bytes()
+        f"{registry.url}/v1/key-requests", data=request_file.read_bytes()
     ) as response:
         answer = await response.json()
         assert response.status == 201, answer
     await registry.admin(
         f"key-requests/{answer['id']}/approve",
-        {"fingerprint": prepared.new_kid.hex(), "overlap_seconds": 3600},
+        {"fingerprint": new_kid.hex(), "overlap_seconds": 3600},
     )
     await registry.publish()
     await network.refresh_all()
 
     # Step 3: the node activates the key its verified registry view now lists, and restarts.
-    view = de.fetcher.current
-    assert view is not None
-    done = activate_rotation(config, view, now=int(time.time()))
-    assert done.new_kid == prepared.new_kid
+    assert (
+        await asyncio.to_thread(main, ["node", "rotate-key", str(de.data_dir), "--activate"]) == 0
+    )
     new_key = load_key(config.key_path, passphrase=None)
-    assert new_key.kid == prepared.new_kid
+    assert new_key.kid == new_kid
+    assert not request_file.exists()
     network.keys["DE"] = new_key
     await network.stop_node("DE")
     de = await network.start_node("DE")
