@@ -344,8 +344,10 @@ def discovery_loop_context(
                         seconds=browse_seconds,
                         interfaces=interfaces,
                     )
-                except (OSError, RuntimeError) as e:
-                    _log.warning("LAN discovery round failed: %s", e)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a failed round must not stop the node
+                    _log.warning("LAN discovery round failed: %s: %s", type(e).__name__, e)
                 await asyncio.sleep(every_seconds)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
