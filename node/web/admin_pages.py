@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from permitnet.node import audit as audit_log
 from permitnet.node import tokens
 from permitnet.node.accounts import Permission
-from permitnet.node.errors import NodeError
+from permitnet.node.errors import AuditChainError, NodeError, ValidationError
 from permitnet.node.web._base import NODE_KEYS, PageContext, audit, page, render, store
 
 __all__ = ["routes"]
@@ -71,3 +72,33 @@ async def settings(request: web.Request, ctx: PageContext) -> web.StreamResponse
     config = request.app[key] if key is not None else None
     await audit(request, ctx.username, "view node settings", "node", {})
     return render(request, ctx, "settings.html", title="Node settings", config=config)
+
+
+_AUDIT_PAGE = 100
+
+
+@routes.get("/admin/audit", name="audit")
+@page(permission=Permission.ADMINISTER)
+async def audit_page(request: web.Request, ctx: PageContext) -> web.StreamResponse:
+    """The hash-chained audit log, newest last, with the chain verified on every visit."""
+    text = request.query.get("after", "0")
+    if not text.isdigit():
+        raise ValidationError("after: a row number")
+    node_store = store(request)
+    try:
+        checked = await audit_log.verify_chain(node_store)
+        chain = {"ok": True, "message": f"All {checked} rows verify: none was changed or removed."}
+    except AuditChainError as e:
+        chain = {"ok": False, "message": str(e)}
+    subject = request.query.get("subject") or None
+    rows = await audit_log.entries(node_store, subject=subject, after=int(text), limit=_AUDIT_PAGE)
+    return render(
+        request,
+        ctx,
+        "audit.html",
+        title="Audit log",
+        rows=rows,
+        chain=chain,
+        subject=subject or "",
+        next_after=rows[-1].seq if len(rows) == _AUDIT_PAGE else None,
+    )

@@ -527,3 +527,24 @@ async def test_cookies_are_secure_when_the_local_proxy_says_https(tmp_path: Path
         client.session.cookie_jar.clear()
         proxied = await client.get("/login", headers={"X-Forwarded-Proto": "https"})
         assert proxied.cookies["pn_form"]["secure"]
+
+
+async def test_administrator_reads_the_audit_log_and_sees_tampering(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"], amina=["viewer"]) as client:
+        await log_in(client, "amina")
+        await log_in(client, "root")
+        text = await (await client.get("/admin/audit")).text()
+        assert "rows verify: none was changed or removed" in text
+        assert "<td>amina</td><td>login</td>" in text
+        text = await (await client.get("/admin/audit", params={"subject": "account:amina"})).text()
+        assert "<td>root</td><td>login</td>" not in text
+        assert (await client.get("/admin/audit", params={"after": "x"})).status == 400
+        # Someone edits a row behind SQLite's back (dropping the trigger that refuses it).
+        with sqlite3.connect(tmp_path / "DE.sqlite3") as db:
+            db.execute("DROP TRIGGER audit_log_no_update")
+            db.execute("UPDATE audit_log SET actor = 'mallory' WHERE actor = 'amina'")
+        text = await (await client.get("/admin/audit")).text()
+        assert "notice error" in text
+        assert "row altered" in text
+        await log_in(client, "amina")
+        assert (await client.get("/admin/audit")).status == 403
