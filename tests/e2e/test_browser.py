@@ -321,6 +321,9 @@ async def test_csrf_and_four_eyes_in_the_browser(
     await page.get_by_text("Authority DE").first.wait_for()
     assert await page.get_by_text("(encrypted)").count() == 1
     await page.screenshot(path=screens / "settings.png", full_page=True)
+    await page.get_by_role("link", name="Audit log").click()
+    await page.get_by_text("rows verify: none was changed or removed").wait_for()
+    await page.screenshot(path=screens / "audit-log.png", full_page=True)
     # A small screen keeps the layout usable.
     await page.set_viewport_size({"width": 380, "height": 800})
     await page.goto(f"{de.url}/documents")
