@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,25 @@ def _json(url: str, token: str) -> Any:
     return json.loads(body)
 
 
+def _log_in(base: str, username: str, password: str) -> str:
+    """Log in through the web app's form (with its CSRF token) and return the page shown."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(base + "/login", timeout=10) as response:
+        form = response.read().decode()
+    match = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert match, form[:500]
+    body = urllib.parse.urlencode(
+        {"csrf_token": match[1], "next": "/", "username": username, "password": password}
+    ).encode()
+    request = urllib.request.Request(base + "/login", data=body, headers={"Origin": base})
+    with opener.open(request, timeout=10) as response:
+        assert response.status == 200
+        assert response.url.rstrip("/") == base
+        return str(response.read().decode())
+
+
 def _wait_answering(url: str, *, within: float = 30) -> int:
     deadline = time.monotonic() + within
     while True:
@@ -146,6 +168,12 @@ def test_demo_starts_seeds_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> 
         held = [d for d in drafts if d["state"] == "held"]
         assert len(held) == 1
         assert "fentanyl" in json.dumps(held[0])
+
+        # The printed credentials open the web app: France's signing officer logs in.
+        password = state["credentials"]["FR"]["fr-officer"]["password"]
+        assert f"fr-officer   {password}" in output
+        page = _log_in(f"http://127.0.0.1:{ports['FR']}", "fr-officer", password)
+        assert "Signing officer (FR)" in page
 
         assert demo.interrupt() == 0
         assert "demo network stopped" in demo.lines[-1]
