@@ -199,6 +199,17 @@ def test_demo_starts_seeds_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> 
     finally:
         again.stop()
 
+    # --reset starts afresh: new keys, new trades.
+    fresh = Demo(data, "--no-discovery", "--reset")
+    try:
+        fresh.wait_for_line(BANNER_END, within=180)
+        assert any(f"deleted {data}" in line for line in fresh.lines)
+        assert any("making the demo trades" in line for line in fresh.lines)
+        assert json.loads((data / "demo.json").read_text())["api_tokens"] != tokens
+        assert fresh.interrupt() == 0
+    finally:
+        fresh.stop()
+
 
 def _discover() -> list[dict[str, Any]]:
     script = Path(sys.executable).parent / "permitnet"
