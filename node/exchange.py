@@ -14,10 +14,11 @@ For every document, in this order (``docs/exchange.md`` section 4):
 
 Group commit: requests that arrive while a transaction is being written wait, and the next
 transaction decides all of them together, so concurrent one-document requests share one
-commit (one fsync). The caller that finds no transaction running writes it (no background
-task); the others await their answer. Inside a transaction, documents that need no rule beyond
-being stored are written together with ``executemany``; every other document is applied inside
-its own savepoint, so that one failing document never undoes the others. Receipts are signed
+commit (one fsync). Requests take turns (a FIFO lock) to write; one whose documents an earlier
+turn already decided just passes, so each request writes at most one transaction and no writer
+is kept serving others (no background task). Inside a transaction, documents that need no rule
+beyond being stored are written together with ``executemany``; every other document is applied
+inside its own savepoint, so that one failing document never undoes the others. Receipts are signed
 after the commit: a peer never holds a receipt for something this node could still lose.
 """
 
@@ -152,7 +153,8 @@ class InboundPipeline:
         self._clock = clock
         self._grace = grace_seconds
         self._waiting: list[_Request] = []
-        self._writing = False
+        # Held by the request writing a transaction; FIFO, so each request writes at most one.
+        self._write_turn = asyncio.Lock()
 
     def registry_usable(self, now: int) -> bool:
         """Whether the registry data may be used to accept documents (within grace)."""
@@ -199,37 +201,37 @@ class InboundPipeline:
             answer=asyncio.get_running_loop().create_future(),
         )
         self._waiting.append(request)
-        if not self._writing:
-            await self._write_waiting()
+        async with self._write_turn:
+            # A request answered by an earlier group only passes through; otherwise it writes
+            # one transaction for itself and every request that queued meanwhile.
+            if not request.answer.done():
+                await self._write_waiting(request)
         decisions = await request.answer
         return [self._result(d, now) for d in decisions]
 
-    async def _write_waiting(self) -> None:
-        self._writing = True
-        group: list[_Request] = []
+    async def _write_waiting(self, own: _Request) -> None:
+        group, self._waiting = self._waiting, []
         try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                try:
-                    answers = await self._write_group(group)
-                except Exception as e:  # noqa: BLE001 - handed to every request of the group
-                    # Each waiting request re-raises it in its own handler (a 5xx to its
-                    # sender, who retries); nothing of the group was committed.
-                    for request in group:
-                        request.answer.set_exception(e)
-                    continue
-                for request, decisions in zip(group, answers, strict=True):
-                    request.answer.set_result(decisions)
-        finally:
-            self._writing = False
-            # Requests still unanswered here mean the writer itself was cancelled: fail them
-            # rather than leave them waiting for a transaction nobody will write.
-            stranded, self._waiting = [*group, *self._waiting], []
-            for request in stranded:
-                if not request.answer.done():
+            answers = await self._write_group(group)
+        except Exception as e:  # noqa: BLE001 - handed to every request of the group
+            # Each request re-raises it in its own handler (a 5xx to its sender, who retries);
+            # nothing of the group was committed.
+            for request in group:
+                request.answer.set_exception(e)
+            return
+        except BaseException:
+            # The writer itself was cancelled: fail the others rather than leave them waiting
+            # for a transaction nobody will write (nothing of it was committed).
+            for request in group:
+                if request is own:
+                    request.answer.cancel()
+                elif not request.answer.done():
                     request.answer.set_exception(
                         StoreError("the receiving transaction was cancelled; send again")
                     )
+            raise
+        for request, decisions in zip(group, answers, strict=True):
+            request.answer.set_result(decisions)
 
     async def _write_group(self, group: list[_Request]) -> list[list[_Decision]]:
         ids = [document_id(raw).hex() for request in group for raw in request.raws]
@@ -324,6 +326,12 @@ class InboundPipeline:
             await tx.execute("SAVEPOINT received")
             try:
                 await self._applier.apply_received(tx, signed, from_peer=from_peer)
+            except StoreError:
+                # The database failed, not the document: the whole transaction is abandoned
+                # and every request of it told so; nothing is rejected for it.
+                await tx.execute("ROLLBACK TO received")
+                await tx.execute("RELEASE received")
+                raise
             except (ProtocolError, NodeError) as e:
                 await tx.execute("ROLLBACK TO received")
                 await tx.execute("RELEASE received")

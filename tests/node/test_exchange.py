@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from permitnet.node import audit
+from permitnet.node.errors import StoreError
 from permitnet.node.exchange import InboundPipeline, make_receipt_verifier
 from permitnet.node.keystore import SigningKey
 from permitnet.node.registry_holder import RegistryHolder
@@ -83,6 +84,7 @@ class StoringApplier:
 
     def __init__(self) -> None:
         self.violate: set[bytes] = set()
+        self.explode: set[bytes] = set()
         self.applied: list[bytes] = []
 
     @staticmethod
@@ -101,7 +103,9 @@ class StoringApplier:
 
     def plain_record(self, signed: SignedDocument) -> DocumentRecord | None:
         # Certificates take the bulk path unless a test wants their rule to fail.
-        if signed.document.DOCUMENT_TYPE != "import_certificate" or signed.id in self.violate:
+        if signed.document.DOCUMENT_TYPE != "import_certificate" or signed.id in (
+            self.violate | self.explode
+        ):
             return None
         self.applied.append(signed.id)
         return self.record(signed)
@@ -110,6 +114,8 @@ class StoringApplier:
         self, tx: Tx, signed: SignedDocument, *, from_peer: str | None
     ) -> None:
         await tx.insert_document(self.record(signed), actor=f"peer:{from_peer}")
+        if signed.id in self.explode:
+            raise StoreError("disk I/O error")
         if signed.id in self.violate:
             raise RuleViolation("certificate-balance", "the quantity exceeds the certificate")
         self.applied.append(signed.id)
@@ -458,3 +464,16 @@ async def test_bulk_insert_of_more_rows_than_one_statement_takes(tmp_path: Path)
         assert await audit.verify_chain(store) == 2100
     finally:
         await store.close()
+
+
+async def test_a_failing_transaction_stores_nothing_of_the_batch_and_says_so(world: World) -> None:
+    good = sign(example_import_certificate(number="DE-IC-GOOD"))
+    bad = sign(example_import_certificate(number="DE-IC-BAD"))
+    world.applier.explode.add(bad.id)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        await world.pipeline.receive([good.raw, bad.raw], from_peer="DE")
+    assert not await world.stored(good.id)
+    assert not await world.stored(bad.id)
+    world.applier.explode.clear()
+    results = await world.pipeline.receive([good.raw, bad.raw], from_peer="DE")
+    assert [r.outcome for r in results] == ["accepted", "accepted"]
