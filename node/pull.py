@@ -114,6 +114,11 @@ async def record_receipts(
                 results.append({"id": check.document, "status": "refused", "reason": reason})
                 continue
             if check.status == "rejected":
+                if rows[0].delivered_at is not None:
+                    # Already acknowledged as accepted: a later rejection cannot undo that.
+                    reason = "already delivered with an acceptance receipt"
+                    results.append({"id": check.document, "status": "refused", "reason": reason})
+                    continue
                 await tx.outbox_record_failure(
                     doc, peer, error=f"rejected by {peer}: {check.reason}", next_attempt_at=tx.now
                 )
