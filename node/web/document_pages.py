@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Final
 
@@ -204,7 +205,9 @@ async def document_pdf(request: web.Request, ctx: PageContext) -> web.StreamResp
     if record.direction == "paper":
         raise ValidationError("a paper certificate recorded by hand has no signed file to print")
     signed = _signed(record, request)
-    pdf = print_document(signed)
+    # Rendering takes a few hundred milliseconds of CPU: off the event loop, so that the node
+    # keeps answering its peers and other officials meanwhile.
+    pdf = await asyncio.to_thread(print_document, signed)
     name = attachment_name(signed).rsplit(".", 1)[0] + ".pdf"
     await audit(request, ctx.username, "print", record.id, {})
     return web.Response(
