@@ -375,7 +375,10 @@ def _banner(data: Path, registry_url: str, ports: dict[str, int], state: dict[st
     lines.append("users (all nodes; passwords also in " + str(data / CREDENTIALS_FILE) + "):")
     for country in COUNTRIES:
         for username, entry in state.get("credentials", {}).get(country, {}).items():
-            lines.append(f"  {country}  {username:12} {entry['password']:18} {entry['roles']}")
+            lines.append(
+                f"  {country}  {username:12} {entry['password']:18} {entry['roles']:8} "
+                f"{entry.get('name', '')}"
+            )
     for country, token in state.get("api_tokens", {}).items():
         lines.append(f"  {country}  API token (read, draft): {token}")
     trades = state.get("trades", {})

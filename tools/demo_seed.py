@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTHORITIES",
+    "PEOPLE",
     "ROLES",
     "Operator",
     "create_api_token",
@@ -49,13 +50,19 @@ AUTHORITIES: Final = {
     "FR": "Agence nationale de sécurité du médicament et des produits de santé",
     "IN": "Narcotics Commissioner of India - Central Bureau of Narcotics",
 }
-#: One user per role on each node (username suffix, display name, roles).
+#: One user per role on each node (username suffix, roles).
 ROLES: Final = (
-    ("viewer", "Viewer", ("viewer",)),
-    ("clerk", "Clerk", ("clerk",)),
-    ("officer", "Signing officer", ("officer",)),
-    ("admin", "Administrator", ("admin",)),
+    ("viewer", ("viewer",)),
+    ("clerk", ("clerk",)),
+    ("officer", ("officer",)),
+    ("admin", ("admin",)),
 )
+#: The demo users' names, per country, in the order of ROLES.
+PEOPLE: Final = {
+    "DE": ("Jonas Weber", "Anna Schmidt", "Dr. Klaus Becker", "Petra Wagner"),
+    "FR": ("Louis Bernard", "Camille Dubois", "Claire Martin", "Hugo Laurent"),
+    "IN": ("Rahul Verma", "Priya Sharma", "Anil Kumar", "Deepa Iyer"),
+}
 _KG: Final = 1_000_000
 #: Annual estimates (narcotic drugs) and assessments (psychotropics), mg of anhydrous base.
 #: India's fentanyl estimate is small on purpose: the demo's third trade is held over it.
@@ -167,16 +174,17 @@ async def create_users(database: Path, country: str) -> dict[str, dict[str, str]
     """Create one user of each role on a node; return their names, roles and passwords."""
     credentials: dict[str, dict[str, str]] = {}
     async with AccountStore.open(database) as accounts:
-        for suffix, title, roles in ROLES:
+        for (suffix, roles), person in zip(ROLES, PEOPLE[country], strict=True):
             username = f"{country.lower()}-{suffix}"
             password = secrets.token_urlsafe(12)
             await accounts.create_user(
-                username=username,
-                display_name=f"{title} ({country})",
-                password=password,
-                roles=roles,
+                username=username, display_name=person, password=password, roles=roles
             )
-            credentials[username] = {"password": password, "roles": ",".join(roles)}
+            credentials[username] = {
+                "password": password,
+                "roles": ",".join(roles),
+                "name": person,
+            }
     return credentials
 
 

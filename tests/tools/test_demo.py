@@ -173,7 +173,9 @@ def test_demo_starts_seeds_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> 
         password = state["credentials"]["FR"]["fr-officer"]["password"]
         assert f"fr-officer   {password}" in output
         page = _log_in(f"http://127.0.0.1:{ports['FR']}", "fr-officer", password)
-        assert "Signing officer (FR)" in page
+        assert "Claire Martin" in page
+        # Her dashboard shows the discrepancy alert raised by Germany's endorsement.
+        assert "quantity mismatch" in page
 
         assert demo.interrupt() == 0
         assert "demo network stopped" in demo.lines[-1]
