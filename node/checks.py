@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from permitnet.protocol import rules
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.errors import RuleViolation
+from permitnet.protocol.quantities import format_mg
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -166,10 +167,14 @@ def check_importer_estimate(
 
 
 def describe_discrepancies(found: list[rules.Discrepancy]) -> list[str]:
-    """Word each discrepancy for an alert: line, substance, authorized, received, difference."""
+    """Word each discrepancy for an alert: item, substance, authorized, received, difference.
+
+    Items are numbered from 1, as printed on the authorization; quantities are written exactly
+    in the largest fitting unit (``format_mg``), so "5 kg" rather than "5000000 mg".
+    """
     return [
-        f"line {d.line} {d.substance}: authorized {d.authorized_mg} mg, received "
-        f"{d.received_mg} mg ({abs(d.difference_mg)} mg "
+        f"item {d.line + 1} {d.substance}: authorized {format_mg(d.authorized_mg)}, received "
+        f"{format_mg(d.received_mg)} ({format_mg(abs(d.difference_mg))} "
         f"{'less' if d.difference_mg < 0 else 'more'})"
         for d in found
     ]

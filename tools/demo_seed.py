@@ -271,17 +271,21 @@ def _authorization(number: str, ic_id: str, items: list[dict[str, Any]]) -> dict
 async def _trade(
     importer: _Node, exporter: _Node, *, tag: str, items: list[dict[str, Any]], received_mg: int
 ) -> dict[str, str]:
-    """Certificate, authorization and endorsement, each delivered before the next."""
-    ic = await importer.issue(
-        "import_certificate", _certificate(f"IC-{tag}", exporter.country, items)
-    )
+    """Certificate, authorization and endorsement, each delivered before the next.
+
+    Each authority numbers its own documents: the certificate carries the importing country's
+    reference, the authorization the exporting country's.
+    """
+    ic_ref = f"IC-{importer.country}-{tag}"
+    ea_ref = f"EA-{exporter.country}-{tag}"
+    ic = await importer.issue("import_certificate", _certificate(ic_ref, exporter.country, items))
     if ic is None:
-        raise CliError(f"the demo certificate IC-{tag} was held unexpectedly")
-    await _wait(lambda: importer.delivered(ic.id), f"IC-{tag} delivered to {exporter.country}")
-    ea = await exporter.issue("export_authorization", _authorization(f"EA-{tag}", ic.id, items))
+        raise CliError(f"the demo certificate {ic_ref} was held unexpectedly")
+    await _wait(lambda: importer.delivered(ic.id), f"{ic_ref} delivered to {exporter.country}")
+    ea = await exporter.issue("export_authorization", _authorization(ea_ref, ic.id, items))
     if ea is None:
-        raise CliError(f"the demo authorization EA-{tag} was not signed")
-    await _wait(lambda: exporter.delivered(ea.id), f"EA-{tag} delivered to {importer.country}")
+        raise CliError(f"the demo authorization {ea_ref} was not signed")
+    await _wait(lambda: exporter.delivered(ea.id), f"{ea_ref} delivered to {importer.country}")
     endorsement = await importer.issue(
         "endorsement",
         {
@@ -291,8 +295,8 @@ async def _trade(
         },
     )
     if endorsement is None:
-        raise CliError(f"the demo endorsement of EA-{tag} was not signed")
-    await _wait(lambda: importer.delivered(endorsement.id), f"endorsement of EA-{tag} delivered")
+        raise CliError(f"the demo endorsement of {ea_ref} was not signed")
+    await _wait(lambda: importer.delivered(endorsement.id), f"endorsement of {ea_ref} delivered")
     return {
         "import_certificate": ic.id,
         "export_authorization": ea.id,
@@ -315,14 +319,14 @@ async def seed_trades(apps: dict[str, web.Application]) -> dict[str, dict[str, s
         "delivered": await _trade(
             fr,
             india,
-            tag="FR-2026-001",
+            tag="2026-001",
             items=_items("codeine-phosphate-hemihydrate", 20 * _KG, "bulk powder"),
             received_mg=20 * _KG,
         ),
         "discrepancy": await _trade(
             de,
             fr,
-            tag="DE-2026-001",
+            tag="2026-001",
             items=_items("morphine", 5 * _KG, "bulk powder"),
             received_mg=4_800_000,
         ),

@@ -35,7 +35,7 @@ async def test_certificate_authorization_endorsement_with_short_quantity_alert(
     assert (await fr.store.get_document(ea.id)).state == "endorsed"
     (alert,) = await fr.services.list_alerts()
     assert alert.kind == "quantity_mismatch"
-    assert "authorized 4000 mg, received 3900 mg (100 mg less)" in alert.message
+    assert "authorized 4 g, received 3.9 g (100 mg less)" in alert.message
     # Each side holds each document exactly once, and nothing was quarantined.
     for node in (de, fr):
         assert await node.count("SELECT count(*) FROM documents") == 3

@@ -17,6 +17,7 @@ from permitnet.protocol.documents import (
     Item,
     Party,
 )
+from permitnet.protocol.quantities import format_mg
 
 MG = st.integers(min_value=0, max_value=10**12)
 SUBSTANCES = st.sampled_from(["morphine", "codeine", "fentanyl", "oxycodone"])
@@ -113,10 +114,10 @@ def test_discrepancy_lines_are_exactly_the_differing_lines(
         rules.check_endorsement(endorsement, ea, authorization_id=bytes(32))
     )
     differing = [i for i, (a, r) in enumerate(zip(authorized, received, strict=True)) if a != r]
-    assert [int(p.split()[1]) for p in problems] == differing
+    assert [int(p.split()[1]) - 1 for p in problems] == differing
     for p, i in zip(problems, differing, strict=True):
         word = "less" if received[i] < authorized[i] else "more"
-        assert f"({abs(authorized[i] - received[i])} mg {word})" in p
+        assert f"({format_mg(abs(authorized[i] - received[i]))} {word})" in p
 
 
 async def test_event_bus_wakes_waiters_and_releases_them_on_close() -> None:

@@ -174,7 +174,7 @@ async def test_full_chain_with_short_endorsement_alert(world: World) -> None:
     assert (await world.fr.store.get_document(ea.id)).state == "endorsed"
     (alert,) = await world.fr.services.list_alerts()
     assert alert.kind == "quantity_mismatch"
-    assert "authorized 4000 mg, received 3900 mg (100 mg less)" in alert.message
+    assert "authorized 4 g, received 3.9 g (100 mg less)" in alert.message
     await world.fr.services.acknowledge_alert(alert.id, actor="officer")
     assert await world.fr.services.list_alerts() == []
 

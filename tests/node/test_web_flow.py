@@ -245,11 +245,11 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     dashboard = await (await fr.get("/")).text()
     # The alert names both quantities (its exact wording belongs to the lifecycle).
     assert "Discrepancy and other alerts" in dashboard
-    assert "2000000 mg" in dashboard
-    assert "1900000 mg" in dashboard
+    assert "authorized 2 kg" in dashboard
+    assert "received 1.9 kg" in dashboard
     page = await (await fr.get(f"/documents/{ea_id}")).text()
     assert "Quantity mismatch:" in page
-    assert "1900000 mg" in page
+    assert "received 1.9 kg" in page
     # The chain certificate -> authorization -> endorsement is linked on the page.
     for doc_id in (ic_id, ea_id, end_id):
         assert f'href="/documents/{doc_id}"' in page

@@ -154,7 +154,7 @@ def test_demo_starts_seeds_stops_cleanly_and_reuses_its_data(tmp_path: Path) -> 
         india = f"http://127.0.0.1:{ports['IN']}/api/v1"
         alerts = _json(fr + "/alerts", tokens["FR"])["alerts"]
         assert [a["kind"] for a in alerts] == ["quantity_mismatch"]
-        assert "received 4800000 mg" in alerts[0]["message"]
+        assert "received 4.8 kg" in alerts[0]["message"]
         de_docs = _json(de + "/documents", tokens["DE"])["documents"]
         assert {d["type"] for d in de_docs} == {
             "import_certificate",
