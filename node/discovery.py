@@ -101,8 +101,12 @@ class DiscoveredPeers:
 DISCOVERED_PEERS_KEY: Final = web.AppKey("permitnet_discovered_peers", DiscoveredPeers)
 
 
-def _instance_name(adv: Advertisement) -> str:
-    return f"permitnet-{adv.country}-{adv.kid.hex()[:12]}.{SERVICE_TYPE}"
+def _instance_name(adv: Advertisement, port: int) -> str:
+    # The port makes the name unique per listening node: a second announcement of the same
+    # country and key (a standby, or an impostor) must not depend on mDNS conflict renaming,
+    # which races when both register at once. The name is a label only; trust comes from the
+    # signed challenge.
+    return f"permitnet-{adv.country}-{adv.kid.hex()[:12]}-{port}.{SERVICE_TYPE}"
 
 
 class Advertiser:
@@ -128,7 +132,7 @@ class Advertiser:
             ipaddress.IPv4Address(address)
         self._info = AsyncServiceInfo(
             SERVICE_TYPE,
-            _instance_name(advertisement),
+            _instance_name(advertisement, port),
             addresses=[socket.inet_aton(a) for a in addresses],
             port=port,
             properties=advertisement.to_properties(),
