@@ -323,9 +323,23 @@ class ChallengeResponder:
 CHALLENGE_KEY: Final = web.AppKey("permitnet_challenge", ChallengeResponder)
 
 
+async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Read a whole body, stopping once it is past ``limit`` bytes (callers refuse those).
+
+    ``StreamReader.read(n)`` returns what has arrived so far, which may be only part of a
+    body that came in several packets; this reads until the end or the limit.
+    """
+    body = bytearray()
+    async for chunk in stream.iter_chunked(4096):
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
 async def _challenge_handler(request: web.Request) -> web.Response:
     responder = request.app[CHALLENGE_KEY]
-    body = await request.content.read(MAX_CHALLENGE_SIZE + 1)
+    body = await _read_capped(request.content, MAX_CHALLENGE_SIZE)
     try:
         answer = answer_challenge(
             body,
@@ -383,7 +397,7 @@ async def prove(
                 headers={"Content-Type": "application/cbor"},
                 timeout=aiohttp.ClientTimeout(total=per_url_seconds),
             ) as response:
-                raw = await response.content.read(MAX_ANSWER_SIZE + 1)
+                raw = await _read_capped(response.content, MAX_ANSWER_SIZE)
                 if response.status != 200:
                     failures.append(f"{url}: HTTP {response.status} {raw[:200]!r}")
                     continue
