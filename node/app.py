@@ -132,6 +132,10 @@ def create_app(
     api.setup_routes(app)
     # Node-to-node exchange (push, pull, delivery worker); its context uses the resources above.
     peer_http.setup_exchange(app)
+    # Pull (node.toml [exchange] pull_from): the peers a node behind NAT fetches its documents
+    # from. Callers may still set the key themselves after create_app (tests do).
+    if config.pull_from:
+        app[peer_http.PULL_FROM_KEY] = config.pull_from
     # Operations (node/ops.py): /healthz, /readyz, /metrics, and the LAN discovery challenge.
     ops.mount_on_node(
         app,

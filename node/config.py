@@ -8,6 +8,7 @@ directory can be moved or backed up as a whole.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,10 @@ from permitnet.node.errors import ConfigError
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_PASSPHRASE_ENV",
+    "MAX_PULL_INTERVAL_SECONDS",
+    "MIN_PULL_INTERVAL_SECONDS",
     "NodeConfig",
+    "parse_pull_from",
     "validate_country",
 ]
 
@@ -30,6 +34,13 @@ CONFIG_FILE: Final = "node.toml"
 #: The environment variable the signing key's passphrase is read from by default.
 DEFAULT_PASSPHRASE_ENV: Final = "PERMITNET_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 _FORMAT: Final = "permitnet-node-config-1"
+#: The optional ``[exchange]`` table of ``node.toml`` and the settings it may hold.
+_EXCHANGE_TABLE: Final = "exchange"
+_EXCHANGE_SETTINGS: Final = frozenset({"pull_from", "pull_interval_seconds"})
+#: Bounds on how often a node behind NAT polls its peers: more often than once a second is
+#: load without benefit, less often than once a day leaves documents waiting too long.
+MIN_PULL_INTERVAL_SECONDS: Final = 1.0
+MAX_PULL_INTERVAL_SECONDS: Final = 86_400.0
 
 
 def validate_country(code: object) -> str:
@@ -43,6 +54,39 @@ def validate_country(code: object) -> str:
     if pycountry.countries.get(alpha_2=code) is None:
         raise ConfigError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
     return code
+
+
+def parse_pull_from(value: object, *, own_country: str | None = None) -> tuple[str, ...]:
+    """Check the countries a node pulls its documents from.
+
+    Accepts a list of codes or one comma-separated text (the ``--pull-from FR,IN`` flag).
+
+    Args:
+        value: the configured countries.
+        own_country: the node's own country, which it cannot pull from.
+
+    Raises:
+        ConfigError: a code is not an upper-case ISO 3166-1 alpha-2 code, is repeated, or is
+            the node's own country.
+    """
+    if isinstance(value, str):
+        items: list[object] = [part.strip() for part in value.split(",")] if value.strip() else []
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(f"pull_from must be a list of country codes, got {value!r}")
+    countries: list[str] = []
+    for item in items:
+        try:
+            code = validate_country(item)
+        except ConfigError as e:
+            raise ConfigError(f"pull_from: {e}") from e
+        if code == own_country:
+            raise ConfigError(f"pull_from: {code} is this node's own country")
+        if code in countries:
+            raise ConfigError(f"pull_from: {code} is listed twice")
+        countries.append(code)
+    return tuple(countries)
 
 
 def _check_url(url: object, what: str) -> str:
@@ -76,6 +120,9 @@ class NodeConfig:
         registry_grace_seconds: how long past a snapshot's expiry the node keeps exchanging.
         overdue_check_seconds: how often authorizations past validity are flagged.
         max_request_bytes: requests with larger bodies are refused with 413.
+        pull_from: peers this node fetches the documents addressed to it from, because it
+            cannot accept inbound connections (``[exchange]`` table of ``node.toml``).
+        pull_interval_seconds: how often those peers are polled.
     """
 
     data_dir: Path
@@ -95,6 +142,8 @@ class NodeConfig:
     registry_grace_seconds: int = 7 * 86_400
     overdue_check_seconds: float = 3600.0
     max_request_bytes: int = 1024 * 1024
+    pull_from: tuple[str, ...] = ()
+    pull_interval_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         validate_country(self.country)
@@ -113,6 +162,20 @@ class NodeConfig:
             raise ConfigError("registry_grace_seconds must not be negative")
         if self.max_request_bytes < 1024:
             raise ConfigError("max_request_bytes must be at least 1024")
+        if not isinstance(self.pull_from, tuple):
+            raise ConfigError(f"pull_from must be a tuple of country codes, got {self.pull_from!r}")
+        parse_pull_from(self.pull_from, own_country=self.country)
+        interval = self.pull_interval_seconds
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, int | float)
+            or not math.isfinite(interval)
+            or not MIN_PULL_INTERVAL_SECONDS <= interval <= MAX_PULL_INTERVAL_SECONDS
+        ):
+            raise ConfigError(
+                f"pull_interval_seconds must be {MIN_PULL_INTERVAL_SECONDS:g} to "
+                f"{MAX_PULL_INTERVAL_SECONDS:g} seconds, got {interval!r}"
+            )
 
     def path(self, relative: Path) -> Path:
         """Resolve a configured path against the node directory."""
@@ -174,6 +237,12 @@ class NodeConfig:
             f"registry_grace_seconds = {self.registry_grace_seconds}",
             f"overdue_check_seconds = {float(self.overdue_check_seconds)!r}",
             f"max_request_bytes = {self.max_request_bytes}",
+            "",
+            # A TOML table ends the top-level keys, so it comes last.
+            f"[{_EXCHANGE_TABLE}]",
+            "# Peers to fetch documents from when this node cannot accept inbound connections.",
+            f"pull_from = [{', '.join(q(c) for c in self.pull_from)}]",
+            f"pull_interval_seconds = {float(self.pull_interval_seconds)!r}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -231,6 +300,8 @@ class NodeConfig:
             "overdue_check_seconds": (int, float),
             "max_request_bytes": (int,),
         }
+        raw = dict(raw)
+        exchange = _exchange_settings(raw.pop(_EXCHANGE_TABLE, {}))
         unknown = set(raw) - set(types) - {"format"}
         if unknown:
             raise ConfigError(f"node.toml: unknown settings {sorted(unknown)}")
@@ -256,7 +327,34 @@ class NodeConfig:
             if name in values:
                 values[name] = float(values[name])  # type: ignore[arg-type]  # checked int|float above
         values.setdefault("public_url", "http://127.0.0.1:8470")
+        values.update(exchange)
         try:
             return cls(data_dir=data_dir, registry_urls=tuple(urls), **values)  # type: ignore[arg-type]  # each value type-checked above
         except TypeError as e:
             raise ConfigError(f"node.toml: {e}") from e
+
+
+def _exchange_settings(table: object) -> dict[str, object]:
+    """Check the ``[exchange]`` table's types; the values are checked by :class:`NodeConfig`."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"node.toml: [{_EXCHANGE_TABLE}] must be a table")
+    unknown = set(table) - _EXCHANGE_SETTINGS
+    if unknown:
+        raise ConfigError(f"node.toml: unknown settings in [{_EXCHANGE_TABLE}]: {sorted(unknown)}")
+    values: dict[str, object] = {}
+    if "pull_from" in table:
+        if not isinstance(table["pull_from"], list):
+            raise ConfigError(
+                f"node.toml: [{_EXCHANGE_TABLE}] pull_from must be a list of country codes, "
+                f'e.g. ["FR", "IN"]'
+            )
+        values["pull_from"] = tuple(table["pull_from"])
+    if "pull_interval_seconds" in table:
+        interval = table["pull_interval_seconds"]
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise ConfigError(
+                f"node.toml: [{_EXCHANGE_TABLE}] pull_interval_seconds must be a number of "
+                f"seconds, got {type(interval).__name__}"
+            )
+        values["pull_interval_seconds"] = float(interval)
+    return values

@@ -277,6 +277,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
                 identity=identity,
                 endpoints=_endpoints(app),
                 clock=clock,
+                interval_seconds=config.pull_interval_seconds,
             )
             if pull_from
             else None
