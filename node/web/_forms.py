@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from permitnet.node.errors import ValidationError
+from permitnet.node.web._base import PageContext, registry, render, services
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE, Catalogue, CatalogueError
 from permitnet.protocol.errors import DocumentError
 from permitnet.protocol.quantities import base_equivalent_mg, format_mg, parse_quantity
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from aiohttp import web
 
     from permitnet.node.checks import Balance
 
@@ -290,3 +293,39 @@ def substance_groups(
         ]
         groups.append((f"{base.name} - {base.convention} Schedule {base.schedule}", options))
     return groups
+
+
+def partner_countries(request: web.Request) -> list[tuple[str, str]]:
+    """The countries the registry lists, other than this node's own, as (code, name) pairs."""
+    view = registry(request).view
+    if view is None:
+        return []
+    own = services(request).country
+    return sorted((c.code, c.name) for c in view.countries.values() if c.code != own)
+
+
+def render_trade_form(
+    request: web.Request,
+    ctx: PageContext,
+    template: str,
+    *,
+    title: str,
+    regime: str,
+    status: int = 200,
+    **extra: Any,
+) -> web.Response:
+    """Render a form with item rows: the substances of ``regime``, and the partner countries.
+
+    The import certificate, paper certificate and export declaration forms share this.
+    """
+    return render(
+        request,
+        ctx,
+        template,
+        status=status,
+        title=title,
+        groups=substance_groups(regime),
+        countries=partner_countries(request),
+        rows=range(1, ITEM_ROWS + 1),
+        **extra,
+    )

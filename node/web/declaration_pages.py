@@ -13,7 +13,7 @@ from aiohttp import web
 from permitnet.node.accounts import Permission
 from permitnet.node.errors import NodeError
 from permitnet.node.web import _forms
-from permitnet.node.web._base import PageContext, now, page, registry, render, services
+from permitnet.node.web._base import PageContext, now, page, services
 from permitnet.protocol.errors import ProtocolError
 
 __all__ = ["routes"]
@@ -24,22 +24,13 @@ routes = web.RouteTableDef()
 def _page(
     request: web.Request, ctx: PageContext, *, status: int = 200, **extra: object
 ) -> web.Response:
-    view = registry(request).view
-    own = services(request).country
-    countries = (
-        []
-        if view is None
-        else sorted((c.code, c.name) for c in view.countries.values() if c.code != own)
-    )
-    return render(
+    return _forms.render_trade_form(
         request,
         ctx,
         "declaration_new.html",
-        status=status,
         title="New export declaration",
-        groups=_forms.substance_groups("export_declaration"),
-        countries=countries,
-        rows=range(1, _forms.ITEM_ROWS + 1),
+        regime="export_declaration",
+        status=status,
         **extra,
     )
 

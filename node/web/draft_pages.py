@@ -21,7 +21,6 @@ from permitnet.node.web._base import (
     PageContext,
     now,
     page,
-    registry,
     render,
     services,
 )
@@ -42,14 +41,6 @@ routes = web.RouteTableDef()
 
 def _today(request: web.Request) -> dt.date:
     return dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
-
-
-def _partner_countries(request: web.Request) -> list[tuple[str, str]]:
-    view = registry(request).view
-    if view is None:
-        return []
-    own = services(request).country
-    return sorted((c.code, c.name) for c in view.countries.values() if c.code != own)
 
 
 def _certificate_defaults(request: web.Request) -> dict[str, str]:
@@ -88,15 +79,13 @@ def _query_getter(request: web.Request) -> Callable[[str], str]:
 def _certificate_page(
     request: web.Request, ctx: PageContext, *, status: int = 200, **extra: Any
 ) -> web.Response:
-    return render(
+    return _forms.render_trade_form(
         request,
         ctx,
         "certificate_new.html",
-        status=status,
         title="New import certificate",
-        groups=_forms.substance_groups("import_certificate"),
-        countries=_partner_countries(request),
-        rows=range(1, _forms.ITEM_ROWS + 1),
+        regime="import_certificate",
+        status=status,
         **extra,
     )
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from permitnet.node.accounts import Permission
 from permitnet.node.errors import NodeError, NotFoundError, ValidationError
 from permitnet.node.web import _forms
-from permitnet.node.web._base import PageContext, audit, page, registry, render, services, store
+from permitnet.node.web._base import PageContext, audit, page, services, store
 from permitnet.protocol.errors import ProtocolError
 
 __all__ = ["routes"]
@@ -39,22 +39,13 @@ def _media_type(scan: bytes) -> str:
 def _page(
     request: web.Request, ctx: PageContext, *, status: int = 200, **extra: object
 ) -> web.Response:
-    view = registry(request).view
-    own = services(request).country
-    countries = (
-        []
-        if view is None
-        else sorted((c.code, c.name) for c in view.countries.values() if c.code != own)
-    )
-    return render(
+    return _forms.render_trade_form(
         request,
         ctx,
         "paper_new.html",
-        status=status,
         title="Record a paper import certificate",
-        groups=_forms.substance_groups("import_certificate"),
-        countries=countries,
-        rows=range(1, _forms.ITEM_ROWS + 1),
+        regime="import_certificate",
+        status=status,
         **extra,
     )
 

@@ -201,7 +201,7 @@ async def test_trade_through_the_browser(
     await log_in(page, fr, "auditor")
     alert = page.locator("#h-alerts + .count", has_text="1")
     await alert.wait_for()
-    alert = page.get_by_text(re.compile(r"2000000 mg.*1900000 mg"))
+    alert = page.get_by_text(re.compile(r"authorized 2 kg.*received 1.9 kg"))
     await alert.first.wait_for()
     await page.screenshot(path=screens / "dashboard-alert.png", full_page=True)
     await page.goto(f"{fr.url}/documents/{ea_id}")
