@@ -28,7 +28,7 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-from permitnet.node import api, ops, peer_http
+from permitnet.node import api, ops, peer_http, registry_gossip
 from permitnet.node.config import NodeConfig
 from permitnet.node.errors import ConfigError, NodeError
 from permitnet.node.events import EventBus
@@ -132,6 +132,9 @@ def create_app(
     api.setup_routes(app)
     # Node-to-node exchange (push, pull, delivery worker); its context uses the resources above.
     peer_http.setup_exchange(app)
+    # Registry split-view detection (node/registry_gossip.py): /peer/v1/registry-head and the
+    # loop comparing heads with partner nodes; its context uses the fetcher and session above.
+    registry_gossip.setup_registry_gossip(app)
     # Pull (node.toml [exchange] pull_from): the peers a node behind NAT fetches its documents
     # from. Callers may still set the key themselves after create_app (tests do).
     if config.pull_from:

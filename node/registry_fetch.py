@@ -9,6 +9,12 @@ Mirrors are untrusted: they serve the registry's signed files, and anything they
 refused by the client. The fetcher uses only path-style URLs (``/v1/delta/N``), so a static
 export behind any web server works as a mirror.
 
+Conditional GET: the fetcher remembers the ETag of the last snapshot and delta it accepted and
+sends ``If-None-Match``; a ``304 Not Modified`` counts as "checked, unchanged", like an empty
+delta. Split view: after each refresh the fetcher keeps the registry-signed log head of the
+version it accepted (:attr:`RegistryFetcher.head`, the exact bytes the registry signed), which the
+node gives its peers, and :meth:`RegistryFetcher.check_peer_head` compares a peer's head with it.
+
 Freshness is explicit: :meth:`RegistryFetcher.status` says whether the data is fresh, past its
 expiry but within the grace period (keep exchanging, with warnings), or expired beyond the
 grace period (store incoming documents as pending until fresh data arrives).
@@ -31,6 +37,7 @@ from permitnet.protocol.cbor import decode_cbor
 from permitnet.protocol.cose import Sign1Message
 from permitnet.protocol.errors import ProtocolError, SizeLimitError
 from permitnet.protocol.registry_client import TrustedRegistry, compare_heads, verify_head
+from permitnet.protocol.registry_errors import LogInconsistencyError, SplitViewError
 from permitnet.protocol.registry_snapshot import (
     MAX_DELTA_SIZE,
     MAX_HEAD_SIZE,
@@ -59,6 +66,7 @@ MAX_CACHED_DELTAS: Final = 100
 _SNAPSHOT_FILE: Final = "snapshot.cbor"
 _DELTAS_FILE: Final = "deltas.cbor"
 _ROOTS_DIR: Final = "roots"
+_HEAD_FILE: Final = "head.cbor"
 
 
 class RegistryFetchError(NodeError):
@@ -164,6 +172,10 @@ class RegistryFetcher:
         self._cached_snapshot: bytes | None = None
         self._cached_deltas: list[bytes] = []
         self._lock = asyncio.Lock()
+        #: URL -> ETag of the last snapshot and the last delta accepted (one of each kind).
+        self._etags: dict[str, str] = {}
+        self._head: bytes | None = None
+        self._head_of_version: int | None = None
         self.last_error: str | None = None
         self._load_cache()
 
@@ -171,6 +183,11 @@ class RegistryFetcher:
     def current(self) -> RegistryView | None:
         """The last good registry view, or None."""
         return self._trusted.view
+
+    @property
+    def head(self) -> bytes | None:
+        """The registry-signed log head of the view held, exactly as signed, or None."""
+        return self._head
 
     @property
     def trusted(self) -> TrustedRegistry:
@@ -249,6 +266,21 @@ class RegistryFetcher:
             snapshot,
             deltas,
         )
+        self._load_head()
+
+    def _load_head(self) -> None:
+        path = self._cache_dir / _HEAD_FILE
+        view = self._trusted.view
+        if view is None or not path.exists():
+            return
+        try:
+            raw = path.read_bytes()
+            _check_head_matches(raw, self._trusted, view)
+        except (OSError, ProtocolError) as e:
+            # Not fatal: the next refresh fetches the head of the view held.
+            _log.warning("cached registry head refused: %s", e)
+            return
+        self._head, self._head_of_version = raw, view.version
 
     def _write(self, name: str, data: bytes) -> None:
         path = self._cache_dir / name
@@ -275,12 +307,20 @@ class RegistryFetcher:
 
     # ------------------------------------------------------------------ the network
 
-    async def _get(self, url: str, limit: int, *, etag: str | None = None) -> tuple[int, bytes]:
-        """GET ``url``, refusing bodies over ``limit`` bytes; return (status, body)."""
+    async def _get(
+        self, url: str, limit: int, *, etag: str | None = None
+    ) -> tuple[int, bytes, str | None]:
+        """GET ``url``, refusing bodies over ``limit`` bytes; return (status, body, ETag).
+
+        With ``etag``, ``If-None-Match`` is sent and a 304 may come back.
+        """
         headers = {"If-None-Match": etag} if etag else {}
         async with self._session.get(url, headers=headers, timeout=self._timeout) as response:
+            tag = response.headers.get("ETag")
+            if response.status == 304 and not etag:
+                raise _MirrorError(f"{url}: HTTP 304 to a request that was not conditional")
             if response.status in (304, 404):
-                return response.status, b""
+                return response.status, b"", tag
             if response.status != 200:
                 raise _MirrorError(f"{url}: HTTP {response.status}")
             if response.content_length is not None and response.content_length > limit:
@@ -292,11 +332,18 @@ class RegistryFetcher:
                 body += chunk
                 if len(body) > limit:
                     raise SizeLimitError(f"{url}: response exceeds the cap of {limit} bytes")
-            return 200, bytes(body)
+            return 200, bytes(body), tag
+
+    def _remember_etag(self, url: str, etag: str | None) -> None:
+        """Keep ``etag`` as the one of the last accepted answer of ``url``'s kind."""
+        kind = _etag_kind(url)
+        self._etags = {u: t for u, t in self._etags.items() if _etag_kind(u) != kind}
+        if etag:
+            self._etags[url] = etag
 
     async def _get_required(self, url: str, limit: int) -> bytes:
         """GET ``url`` and return its body; a 404 is a failure here."""
-        status, body = await self._get(url, limit)
+        status, body, _ = await self._get(url, limit)
         if status != 200:
             raise _MirrorError(f"{url}: HTTP {status}")
         return body
@@ -327,6 +374,7 @@ class RegistryFetcher:
                     continue
                 if view.expires_at > clock:
                     self.last_error = None
+                    await self._update_head(mirror, view)
                     return view
                 failures.append(
                     f"{mirror}: newest data v{view.version} expired at {view.expires_at}"
@@ -339,35 +387,73 @@ class RegistryFetcher:
         view = self._trusted.view
         if view is None or view.root_version != self._trusted.root.version:
             return await self._full(mirror, now)
+        url = f"{mirror}/v1/delta/{view.version}"
         try:
-            status, body = await self._get(f"{mirror}/v1/delta/{view.version}", MAX_DELTA_SIZE)
+            status, body, etag = await self._get(url, MAX_DELTA_SIZE, etag=self._etags.get(url))
         except SizeLimitError as e:
             # Months of changes can outgrow the delta cap: the snapshot is then the cheaper way.
             _log.info("registry delta from %s refused (%s): fetching the full snapshot", mirror, e)
             return await self._full(mirror, now)
         if status == 404 or len(self._cached_deltas) >= MAX_CACHED_DELTAS:
             return await self._full(mirror, now)
+        if status == 304:
+            # Not modified since the (empty) delta accepted from this URL: checked, unchanged.
+            return view
         deltas = decode_delta_bundle(body)
         if not deltas:
+            self._remember_etag(url, etag)
             return view
         new_view = self._trusted.update_deltas(deltas, now=now)
         self._cached_deltas.extend(deltas)
         await self._save_deltas()
+        self._remember_etag(url, etag)
         return new_view
 
     async def _full(self, mirror: str, now: int) -> RegistryView:
-        body = await self._get_required(f"{mirror}/v1/snapshot/latest", MAX_SNAPSHOT_SIZE)
+        url = f"{mirror}/v1/snapshot/latest"
+        held = self._trusted.view
+        # Conditional only when the view held is exactly the cached snapshot under the trusted
+        # root: a 304 then means "the registry still publishes what this node holds".
+        conditional = (
+            held is not None
+            and held.root_version == self._trusted.root.version
+            and self._cached_snapshot is not None
+            and not self._cached_deltas
+        )
+        status, body, etag = await self._get(
+            url, MAX_SNAPSHOT_SIZE, etag=self._etags.get(url) if conditional else None
+        )
+        if status == 304 and held is not None:
+            return held
+        if status != 200:
+            raise _MirrorError(f"{url}: HTTP {status}")
         # Verifying a world-scale snapshot takes a second or more: off the event loop, so
         # that the node keeps serving meanwhile (the fetcher's lock keeps it single-flight).
         view = await asyncio.to_thread(self._trusted.update_snapshot, body, now=now)
         self._cached_snapshot, self._cached_deltas = body, []
         await self._save_snapshot(body)
+        self._remember_etag(url, etag)
         return view
+
+    async def _update_head(self, mirror: str, view: RegistryView) -> None:
+        """Fetch and keep the signed head of ``view``; a failure keeps the previous head."""
+        if self._head is not None and self._head_of_version == view.version:
+            return
+        url = f"{mirror}/v1/head/{view.version}"
+        try:
+            raw = await self._get_required(url, MAX_HEAD_SIZE)
+            _check_head_matches(raw, self._trusted, view)
+            await asyncio.to_thread(self._write, _HEAD_FILE, raw)
+        except (_MirrorError, ProtocolError, OSError, aiohttp.ClientError, TimeoutError) as e:
+            # The view itself is verified; only the comparison with peers waits for the head.
+            _log.warning("registry head v%d not kept from %s: %s", view.version, mirror, e)
+            return
+        self._head, self._head_of_version = raw, view.version
 
     async def _update_roots(self, mirror: str) -> None:
         for _ in range(MAX_ROOT_STEPS):
             version = self._trusted.root.version + 1
-            status, body = await self._get(f"{mirror}/v1/root/{version}", MAX_ROOT_SIZE)
+            status, body, _ = await self._get(f"{mirror}/v1/root/{version}", MAX_ROOT_SIZE)
             if status == 404:
                 return
             self._trusted.update_root(body)
@@ -409,23 +495,15 @@ class RegistryFetcher:
         if view is None:
             raise RegistryFetchError("no registry view to compare with")
         theirs = verify_head(peer_head, self._trusted.root)
-        mine = SignedHead(
-            version=view.version,
-            issued_at=view.issued_at,
-            root_version=view.root_version,
-            log_size=view.log_size,
-            log_root=view.log_root,
-        )
+        mine = _head_of(view)
         if mine.log_size == theirs.log_size:
             compare_heads(mine, theirs)
             return theirs
-        small, large = sorted((mine.log_size, theirs.log_size))
-        proof = await self._consistency_proof(small, large)
-        compare_heads(mine, theirs, proof)
-        return theirs
-
-    async def _consistency_proof(self, first: int, second: int) -> list[bytes]:
+        first, second = sorted((mine.log_size, theirs.log_size))
+        # A mirror may serve a wrong proof (it is untrusted): the heads are one log if any
+        # mirror's proof verifies, and a split view only if proofs were served and none did.
         failures: list[str] = []
+        split: SplitViewError | None = None
         for mirror in self._mirrors:
             url = f"{mirror}/v1/proof/consistency/{first}/{second}"
             try:
@@ -435,7 +513,43 @@ class RegistryFetcher:
                 failures.append(str(e))
                 continue
             path = item.get("path") if isinstance(item, dict) else None
-            if isinstance(path, list) and all(isinstance(p, bytes) for p in path):
-                return list(path)
-            failures.append(f"{url}: malformed proof")
+            if not isinstance(path, list) or not all(isinstance(p, bytes) for p in path):
+                failures.append(f"{url}: malformed proof")
+                continue
+            try:
+                compare_heads(mine, theirs, path)
+            except SplitViewError as e:
+                split = e
+                continue
+            return theirs
+        if split is not None:
+            raise split
         raise RegistryFetchError(f"no consistency proof {first}->{second}: {'; '.join(failures)}")
+
+
+def _head_of(view: RegistryView) -> SignedHead:
+    return SignedHead(
+        version=view.version,
+        issued_at=view.issued_at,
+        root_version=view.root_version,
+        log_size=view.log_size,
+        log_root=view.log_root,
+    )
+
+
+def _check_head_matches(raw: bytes, trusted: TrustedRegistry, view: RegistryView) -> None:
+    """Verify ``raw`` is the registry-signed head of exactly ``view``.
+
+    Raises:
+        RegistryError: not signed by a snapshot key of the trusted root, or another head.
+    """
+    head = verify_head(raw, trusted.root)
+    if head != _head_of(view):
+        raise LogInconsistencyError(
+            f"the registry head v{head.version} (size {head.log_size}) is not the head of the "
+            f"accepted snapshot v{view.version} (size {view.log_size})"
+        )
+
+
+def _etag_kind(url: str) -> str:
+    return "delta" if "/v1/delta/" in url else "snapshot"
