@@ -1,9 +1,10 @@
-"""``permitnet node init|serve|token|audit``: set up and run a country's node.
+"""``permitnet node init|serve|token|audit|user``: set up and run a country's node.
 
 ``init`` creates the node directory: ``node.toml``, the SQLite database, the Ed25519 signing
 key (encrypted with a passphrase; ``--insecure-plaintext-key`` for demos only), the pinned
 registry root, and the key enrollment request to send to the registry. ``serve`` runs the node.
-``token`` manages the API's bearer tokens; ``audit verify`` checks the audit log's hash chain.
+``token`` manages the API's bearer tokens; ``audit verify`` checks the audit log's hash chain;
+``user`` manages the web accounts (:mod:`permitnet.tools.node_user_cli`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from aiohttp import web
 
 from permitnet.node import audit, tokens
 from permitnet.node.app import create_app
-from permitnet.node.config import DEFAULT_PASSPHRASE_ENV, NodeConfig, validate_country
+from permitnet.node.config import (
+    DEFAULT_PASSPHRASE_ENV,
+    NodeConfig,
+    parse_pull_from,
+    validate_country,
+)
 from permitnet.node.errors import NodeError
 from permitnet.node.keystore import SigningKey, generate_seed, is_plaintext, load_key, save_key
 from permitnet.node.store import Store
@@ -31,6 +37,7 @@ from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_requests import build_enrollment_request
 from permitnet.protocol.registry_root import RootMetadata
 from permitnet.tools.cli import CliError
+from permitnet.tools.node_user_cli import register_users
 from permitnet.tools.ops_cli import node_group, ops_attach, ops_serve_options
 
 if TYPE_CHECKING:
@@ -101,6 +108,8 @@ def _init(args: argparse.Namespace) -> int:
         port=args.port,
         passphrase_env=args.passphrase_env,
         insecure_plaintext_key=args.insecure_plaintext_key,
+        pull_from=parse_pull_from(args.pull_from, own_country=country),
+        pull_interval_seconds=args.pull_interval,
     )
     passphrase = None
     if args.insecure_plaintext_key:
@@ -284,6 +293,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=int, default=8470, help="port to listen on (default 8470)")
     p.add_argument("--public-url", help="URL peers reach this node at (default http://HOST:PORT)")
     p.add_argument(
+        "--pull-from",
+        default="",
+        metavar="XX,YY",
+        help="countries whose nodes this node fetches its documents from, for a node that "
+        "cannot accept inbound connections (NAT, firewall); node.toml [exchange] pull_from",
+    )
+    p.add_argument(
+        "--pull-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often to pull from those peers (default 30)",
+    )
+    p.add_argument(
         "--passphrase-env",
         default=DEFAULT_PASSPHRASE_ENV,
         metavar="NAME",
@@ -342,3 +365,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = audit_group.add_parser("verify", help="verify the audit log's hash chain")
     p.add_argument("dir", type=Path)
     p.set_defaults(handler=_checked(_audit_verify))
+
+    # Web accounts from the shell (tools/node_user_cli.py): node user add|list|disable|...
+    register_users(node)
