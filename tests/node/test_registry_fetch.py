@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from permitnet.node.registry_fetch import Freshness, RegistryFetcher, RegistryFetchError
+from permitnet.protocol.cose import Sign1Message
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_errors import SplitViewError
 from permitnet.protocol.registry_root import RootMetadata, sign_root
@@ -456,3 +457,107 @@ async def test_oversized_delta_falls_back_to_the_full_snapshot(
     via_evil = RegistryFetcher([net.evil], tmp_path / "cache", net.pinned(), net.session, DAY)
     view = await via_evil.refresh(now=T0 + 11)
     assert view.version == 2
+
+
+async def _header_proxy(
+    net: Network, seen: list[tuple[str, str | None, int]], *, no_deltas: bool = False
+) -> TestServer:
+    """A mirror forwarding If-None-Match and ETag; with ``no_deltas`` it has no delta files."""
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        if no_deltas and request.path.startswith("/v1/delta/"):
+            seen.append((request.path, request.headers.get("If-None-Match"), 404))
+            return web.Response(status=404)
+        headers = {}
+        if "If-None-Match" in request.headers:
+            headers["If-None-Match"] = request.headers["If-None-Match"]
+        async with net.session.get(net.real + request.path_qs, headers=headers) as upstream:
+            body = await upstream.read()
+            status = upstream.status
+            etag = upstream.headers.get("ETag")
+        seen.append((request.path, request.headers.get("If-None-Match"), status))
+        return web.Response(status=status, body=body, headers={"ETag": etag} if etag else {})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", proxy)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server
+
+
+async def test_snapshot_conditional_get_304_is_checked_unchanged(
+    net: Network, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, str | None, int]] = []
+    mirror = await _header_proxy(net, seen, no_deltas=True)
+    try:
+        fetcher = net.fetcher(tmp_path / "cache", [str(mirror.make_url("")).rstrip("/")])
+        first = await fetcher.refresh(now=T0 + 1)
+        snapshot_gets = [s for s in seen if s[0] == "/v1/snapshot/latest"]
+        assert [(s[1], s[2]) for s in snapshot_gets] == [(None, 200)]
+        seen.clear()
+        again = await fetcher.refresh(now=T0 + 2)
+        assert again == first
+        snapshot_gets = [s for s in seen if s[0] == "/v1/snapshot/latest"]
+        assert len(snapshot_gets) == 1
+        assert snapshot_gets[0][1] is not None
+        assert snapshot_gets[0][1].startswith('"')
+        assert snapshot_gets[0][2] == 304
+        assert fetcher.last_error is None
+        # After a publication the same conditional request gets the new snapshot.
+        net.change(T0 + 10)
+        seen.clear()
+        view = await fetcher.refresh(now=T0 + 11)
+        assert view.version == 2
+        assert [s[2] for s in seen if s[0] == "/v1/snapshot/latest"] == [200]
+    finally:
+        await mirror.close()
+
+
+async def test_unconditional_304_is_refused(net: Network, tmp_path: Path) -> None:
+    fetcher = net.fetcher(tmp_path / "cache", [net.evil])
+    net.transform.append(lambda path, status, body: web.Response(status=304))
+    with pytest.raises(RegistryFetchError, match="not conditional"):
+        await fetcher.refresh(now=T0 + 1)
+    assert fetcher.current is None
+
+
+async def test_signed_head_is_kept_with_each_version_and_cached(
+    net: Network, tmp_path: Path
+) -> None:
+    fetcher = net.fetcher(tmp_path / "cache")
+    await fetcher.refresh(now=T0 + 1)
+    head_v1 = fetcher.head
+    assert head_v1 is not None
+    assert SignedHead.from_payload(Sign1Message.from_bytes(head_v1).payload).version == 1
+    net.change(T0 + 10)
+    await fetcher.refresh(now=T0 + 11)
+    head_v2 = fetcher.head
+    assert head_v2 is not None
+    assert head_v2 != head_v1
+    # Exactly the bytes the registry signed, not a re-encoding.
+    async with net.session.get(f"{net.real}/v1/head/2") as response:
+        assert await response.read() == head_v2
+    reloaded = net.fetcher(tmp_path / "cache")
+    assert reloaded.head == head_v2
+    # A cached head that is not the head of the cached view is dropped, not served.
+    (tmp_path / "cache" / "head.cbor").write_bytes(head_v1)
+    assert net.fetcher(tmp_path / "cache").head is None
+
+
+async def test_a_head_not_matching_the_view_is_not_kept(net: Network, tmp_path: Path) -> None:
+    fetcher = net.fetcher(tmp_path / "cache", [net.evil])
+    seed = read_seed(net.data_dir / "snapshot.key")
+
+    def forged_head(path: str, status: int, body: bytes) -> web.Response:
+        if path.startswith("/v1/head/"):
+            head = SignedHead(
+                version=1, issued_at=T0, root_version=1, log_size=1, log_root=b"\x13" * 32
+            )
+            return web.Response(body=sign_payload(head, seed))
+        return web.Response(status=status, body=body)
+
+    net.transform.append(forged_head)
+    view = await fetcher.refresh(now=T0 + 1)
+    assert view.version == 1  # the data itself is verified and kept
+    assert fetcher.head is None

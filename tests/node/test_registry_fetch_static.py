@@ -62,3 +62,55 @@ async def test_static_export_serves_full_snapshot_then_deltas(tmp_path: Path) ->
     finally:
         await server.close()
         reg.close()
+
+
+async def test_conditional_get_against_a_static_mirror(tmp_path: Path) -> None:
+    """Unchanged files answer 304 to If-None-Match: "checked, unchanged", nothing downloaded."""
+    reg = Registry.init(
+        tmp_path / "reg",
+        root_keys_dir=tmp_path / "offline",
+        root_keys=1,
+        threshold=1,
+        now=T0,
+        actor=OPS,
+    )
+    reg.set_country("DE", authority="BfArM", endpoints=[], contact="", actor=OPS, now=T0)
+    reg.publish(actor=OPS, now=T0)
+    mirror = tmp_path / "mirror"
+    export(reg, mirror)
+    seen: list[tuple[str, str | None, int]] = []
+
+    async def record(request: web.Request, response: web.StreamResponse) -> None:
+        # A file response decides between 200 and 304 as it is sent: record it then.
+        seen.append((request.path, request.headers.get("If-None-Match"), response.status))
+
+    app = web.Application()
+    app.on_response_prepare.append(record)
+    app.router.add_static("/", mirror)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        url = str(server.make_url("")).rstrip("/")
+        async with aiohttp.ClientSession() as session:
+            fetcher = RegistryFetcher([url], tmp_path / "cache", reg.store.root(1), session, 0)
+            assert (await fetcher.refresh(now=T0 + 1)).version == 1
+            assert (await fetcher.refresh(now=T0 + 2)).version == 1  # delta/1: empty, 200
+            seen.clear()
+            view = await fetcher.refresh(now=T0 + 3)
+            delta = [s for s in seen if s[0] == "/v1/delta/1"]
+            assert len(delta) == 1
+            assert delta[0][1] is not None  # If-None-Match sent
+            assert delta[0][2] == 304
+            assert view.version == 1
+            assert fetcher.status(T0 + 3).version == 1
+            # A new publication changes the file: a 200 with the delta, and the view moves on.
+            reg.set_country("FR", authority="ANSM", endpoints=[], contact="", actor=OPS, now=T0 + 5)
+            reg.publish(actor=OPS, now=T0 + 5)
+            export(reg, mirror)
+            seen.clear()
+            view = await fetcher.refresh(now=T0 + 6)
+            assert view.version == 2
+            assert [s[2] for s in seen if s[0] == "/v1/delta/1"] == [200]
+    finally:
+        await server.close()
+        reg.close()
