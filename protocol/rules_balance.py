@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from permitnet.protocol.errors import DocumentError
-from permitnet.protocol.quantities import check_mg
+from permitnet.protocol.quantities import check_mg, format_mg
 from permitnet.protocol.rules_base import violation
 
 if TYPE_CHECKING:
@@ -79,10 +79,14 @@ class Balance:
             remaining = max(0, self.available_mg)
             raise violation(
                 f"{self.kind}-exceeded",
+                # Officials read this when a certificate is held: exact quantities in the
+                # largest fitting unit ("10 kg"), never seven-digit milligram figures.
                 f"{self.country} {self.substance} {self.year}: {self.kind} "
-                f"{self.estimate_mg} mg + supplementary {self.supplementary_mg} mg, "
-                f"already authorized {self.authorized_mg} mg, requested {requested_mg} mg: "
-                f"{requested_mg - remaining} mg over the remaining {remaining} mg",
+                f"{format_mg(self.estimate_mg)} + supplementary "
+                f"{format_mg(self.supplementary_mg)}, already authorized "
+                f"{format_mg(self.authorized_mg)}, requested {format_mg(requested_mg)}: "
+                f"{format_mg(requested_mg - remaining)} over the remaining "
+                f"{format_mg(remaining)}",
             )
 
 
@@ -101,6 +105,7 @@ def check_balances(items: Iterable[Item], balances: Mapping[str, Balance]) -> No
         balance = balances.get(base)
         if balance is None:
             raise violation(
-                "no-estimate", f"{base}: no estimate or assessment, {requested} mg requested"
+                "no-estimate",
+                f"{base}: no estimate or assessment, {format_mg(requested)} requested",
             )
         balance.check(requested)

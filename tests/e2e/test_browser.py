@@ -274,7 +274,7 @@ async def test_over_estimate_certificate_is_held_with_its_reason(
     held = await approve(page, de, page.url, "officer")
     assert "/drafts/" in held
     await page.get_by_text("Held by the estimate, not signed.").wait_for()
-    assert await page.get_by_text("already authorized 0 mg, requested 12000 mg").count() == 1
+    assert await page.get_by_text("already authorized 0 mg, requested 12 g").count() == 1
     await page.screenshot(path=screens / "certificate-held.png", full_page=True)
     await page.goto(f"{de.url}/estimates")
     await page.screenshot(path=screens / "estimates.png", full_page=True)

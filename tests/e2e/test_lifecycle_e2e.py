@@ -59,7 +59,7 @@ async def test_over_estimate_certificate_is_held_then_released_by_a_supplementar
     # The message names the substance, the year, the estimate, what is already authorized and
     # what is requested (its exact wording belongs to the lifecycle).
     reason = held.draft.held_reason or ""
-    for part in ("morphine", str(YEAR), "5000 mg", "already authorized 4000 mg", "3000 mg"):
+    for part in ("morphine", str(YEAR), "5 g", "already authorized 4 g", "3 g"):
         assert part in reason, (part, reason)
     await network.wait_until(lambda: fr.holds(first.id))
     assert await fr.count("SELECT count(*) FROM documents") == 1

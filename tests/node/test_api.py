@@ -279,7 +279,7 @@ async def test_held_certificate_answers_202(nodes: tuple[Node, Node]) -> None:
     result = await checked(resp)
     assert resp.status == 202
     assert result["document"] is None
-    assert "already authorized 0 mg, requested 10001 mg" in result["draft"]["held_reason"]
+    assert "already authorized 0 mg, requested 10.001 g" in result["draft"]["held_reason"]
 
 
 async def test_idempotency_keys(nodes: tuple[Node, Node]) -> None:

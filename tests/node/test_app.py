@@ -91,9 +91,7 @@ async def test_refresh_loop_releases_held_certificate(tmp_path: Path) -> None:
         draft = await services.create_draft("import_certificate", IC, actor="clerk")
         result = await services.approve_draft(draft.id, actor="officer")
         assert result.draft.state == "held"
-        assert "requested 3000 mg: 2000 mg over the remaining 1000 mg" in (
-            result.draft.held_reason or ""
-        )
+        assert "requested 3 g: 2 g over the remaining 1 g" in (result.draft.held_reason or "")
         registry.published = 1
         start = registry.calls
         await registry.wait_calls(start + 2)  # one full round after the new view was served

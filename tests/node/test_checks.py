@@ -55,8 +55,8 @@ def test_shortfall_exactly_when_request_exceeds_balance(
             (line,) = [x for x in reasons if f" DE {s} 2026:" in x]
             remaining = max(0, e + sup - a)
             assert line.startswith("estimate-exceeded: ")
-            assert f"{r - remaining} mg over the remaining {remaining} mg" in line
-            assert f"already authorized {a} mg, requested {r} mg" in line
+            assert f"{format_mg(r - remaining)} over the remaining {format_mg(remaining)}" in line
+            assert f"already authorized {format_mg(a)}, requested {format_mg(r)}" in line
 
 
 def _authorization(quantities: list[int]) -> ExportAuthorization:

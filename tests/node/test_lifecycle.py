@@ -188,8 +188,8 @@ async def test_over_estimate_held_then_released_by_supplementary(world: World) -
     assert result.document is None
     assert result.draft.state == "held"
     assert result.draft.held_reason == (
-        "estimate-exceeded: DE morphine 2026: estimate 10000 mg + supplementary 0 mg, already "
-        "authorized 8000 mg, requested 3000 mg: 1000 mg over the remaining 2000 mg"
+        "estimate-exceeded: DE morphine 2026: estimate 10 g + supplementary 0 mg, already "
+        "authorized 8 g, requested 3 g: 1 g over the remaining 2 g"
     )
     balance = await world.de.services.balance("morphine", 2026)
     assert (balance.authorized_mg, balance.remaining_mg) == (8000, 2000)
@@ -203,7 +203,7 @@ async def test_over_estimate_held_then_released_by_supplementary(world: World) -
         2,
     )
     assert await world.de.services.recheck_held() == []
-    assert "500 mg over the remaining 2500 mg" in (
+    assert "500 mg over the remaining 2.5 g" in (
         (await world.de.services.get_draft(draft.id)).held_reason or ""
     )
 

@@ -289,16 +289,16 @@ async def test_over_estimate_certificate_explains_the_block(trade: Trade) -> Non
     text = await response.text()
     assert response.url.path == f"/drafts/{draft_id}"
     assert "Held by the estimate, not signed." in text
-    assert "morphine 2026: estimate 10000000 mg" in text
-    assert "requested 15042000 mg" in text
+    assert "morphine 2026: estimate 10 kg" in text
+    assert "requested 15.042 kg" in text
     held_list = await (await de.get("/drafts", params={"state": "held"})).text()
     assert f'href="/drafts/{draft_id}"' in held_list
-    assert "requested 15042000 mg" in held_list
+    assert "requested 15.042 kg" in held_list
     assert f'href="/drafts/{draft_id}"' not in await (await de.get("/drafts")).text()
     assert (await de.get("/drafts", params={"state": "lost"})).status == 400
     dashboard = await (await de.get("/")).text()
     assert "Held certificates" in dashboard
-    assert "requested 15042000 mg" in dashboard
+    assert "requested 15.042 kg" in dashboard
 
 
 async def test_officer_cannot_approve_own_draft(trade: Trade) -> None:

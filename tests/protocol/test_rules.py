@@ -333,11 +333,11 @@ def test_balance_message_names_everything() -> None:
     message = str(caught.value)
     for part in (
         "DE morphine 2026",
-        "estimate 1000000 mg",
-        "supplementary 200000 mg",
-        "already authorized 900000 mg",
-        "requested 400000 mg",
-        "100000 mg over the remaining 300000 mg",
+        "estimate 1 kg",
+        "supplementary 200 g",
+        "already authorized 900 g",
+        "requested 400 g",
+        "100 g over the remaining 300 g",
     ):
         assert part in message
 
