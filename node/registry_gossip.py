@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Gauge
 
 from permitnet.node import app as node_app
-from permitnet.node import peer_http
+from permitnet.node import ops, peer_http
 from permitnet.node.delivery import DeliveryError, NodeIdentity, read_capped
 from permitnet.node.peer_auth import sign_request
 from permitnet.node.peer_wire import CBOR_MEDIA_TYPE
@@ -296,6 +297,16 @@ async def _gossip_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=app[node_app.CLOCK_KEY],
     )
     app[SPLIT_VIEW_KEY] = monitor
+    # /metrics (node/ops.py): how many partners' last head showed a split view (alert on > 0).
+    metrics = app.get(ops.OPS_KEY)
+    gauge = None
+    if metrics is not None:
+        gauge = Gauge(
+            "permitnet_registry_split_view_peers",
+            "Partner nodes whose registry log head is not one log with this node's.",
+            registry=metrics.registry,
+        )
+        gauge.set_function(lambda: len(monitor.split_views))
     interval = app.get(GOSSIP_INTERVAL_KEY, DEFAULT_GOSSIP_SECONDS)
 
     async def forever() -> None:
@@ -311,6 +322,8 @@ async def _gossip_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if metrics is not None and gauge is not None:
+            metrics.registry.unregister(gauge)
 
 
 def setup_registry_gossip(app: web.Application) -> None:

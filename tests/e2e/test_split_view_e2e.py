@@ -98,6 +98,10 @@ async def _split_alerts(node: RunningNode) -> list[tuple[str, str]]:
     return [(str(d), str(m)) for d, m in rows]
 
 
+async def _split_view_with(node: RunningNode, country: str) -> bool:
+    return country in node.app[SPLIT_VIEW_KEY].split_views
+
+
 async def test_a_forked_registry_is_detected_by_comparing_heads(network: Network) -> None:
     await network.enroll("DE", "FR", "IN")
     fork_dir = network.tmp_path / "registry-fork"
@@ -152,6 +156,14 @@ async def test_a_forked_registry_is_detected_by_comparing_heads(network: Network
         # India was shown the same log as Germany: no alert there about Germany.
         assert all("-DE-" not in d for d, _ in await _split_alerts(india))
 
+        # /metrics shows it for monitoring.
+        async with network.session.get(de.url + "/metrics") as response:
+            assert "permitnet_registry_split_view_peers 1.0" in await response.text()
+        # India, shown the same log as Germany, sees France's split view too, not Germany's.
+        await wait_until(lambda: _split_view_with(india, "FR"))
+        assert india.app[SPLIT_VIEW_KEY].split_views == ["FR"]
+        async with network.session.get(india.url + "/metrics") as response:
+            assert "permitnet_registry_split_view_peers 1.0" in await response.text()
         # The head endpoint answers only authenticated partner nodes.
         async with network.session.get(de.url + PATH_REGISTRY_HEAD) as response:
             assert response.status == 401
