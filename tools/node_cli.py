@@ -183,6 +183,12 @@ def _serve(args: argparse.Namespace) -> int:
         config.host,
         config.port,
     )
+    if config.pull_from:
+        _log.info(
+            "pulling documents from %s every %g s (node.toml [exchange])",
+            ", ".join(config.pull_from),
+            config.pull_interval_seconds,
+        )
     ssl_context = ops_serve_options(args)
     app = create_app(config, signing_key=key)
     ops_attach(app, args, config, key.kid)

@@ -170,6 +170,13 @@ def _set_active(active: bool) -> Callable[[argparse.Namespace], int]:
         async def change(accounts: AccountStore) -> tuple[str, str, dict[str, object]]:
             account = await accounts.update_user(args.username, active=active)
             print(f"account {'enabled' if active else 'disabled'}: {_describe(account)}")
+            admins = [a for a in await accounts.list_users() if a.active and Role.ADMIN in a.roles]
+            if not admins:
+                print(
+                    "warning: no active administrator remains; add one with "
+                    "'permitnet node user add DIR NAME --role admin'",
+                    file=sys.stderr,
+                )
             action = "account activate" if active else "account deactivate"
             return action, f"account:{account.username}", {}
 

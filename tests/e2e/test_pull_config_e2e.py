@@ -109,6 +109,7 @@ async def test_node_configured_only_by_node_toml_receives_by_pulling(
                     process.kill()
                 await process.wait()
 
+    assert "pulling documents from DE every 1 s" in log_path.read_text(encoding="utf-8")
     # Germany holds India's signed receipt; it never reached India by pushing.
     async with de.store.read() as tx:
         (row,) = await tx.outbox_for_document(ic.id)

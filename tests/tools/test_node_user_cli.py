@@ -245,3 +245,16 @@ def test_the_password_is_never_an_argument(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["node", "user", "add", "dir", "amina", "--role", "admin", "--password", "x"])
     assert "unrecognized arguments: --password" in capsys.readouterr().err
+
+
+def test_disabling_the_last_administrator_warns(
+    node_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(ENV, PASSWORD)
+    assert _add(node_dir, "amina", "--role", "admin") == 0
+    assert _add(node_dir, "bruno", "--role", "admin") == 0
+    capsys.readouterr()
+    assert _user(node_dir, "disable", "bruno") == 0
+    assert "warning" not in capsys.readouterr().err
+    assert _user(node_dir, "disable", "amina") == 0
+    assert "warning: no active administrator remains" in capsys.readouterr().err
