@@ -16,21 +16,27 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from permitnet.node.app import create_app as create_node_app
+from permitnet.node.config import NodeConfig
 from permitnet.node.delivery import NodeIdentity
 from permitnet.node.keystore import SigningKey, generate_seed
+from permitnet.node.peer_auth import sign_request
 from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.node.registry_gossip import (
     ALERT_REGISTRY_SPLIT_VIEW,
     PATH_REGISTRY_HEAD,
+    SPLIT_VIEW_KEY,
     HeadOutcome,
     SplitViewMonitor,
 )
 from permitnet.node.store import Store
 from permitnet.protocol.cose import Sign1Message
+from permitnet.protocol.doc_examples import example_seed
 from permitnet.protocol.registry_snapshot import SignedHead, sign_payload
 from permitnet.registry.app import RegistryConfig, create_app
 from permitnet.registry.keys import read_seed
 from permitnet.registry.service import Registry
+from tests.node.test_exchange_http import NOW, make_view
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -298,3 +304,64 @@ async def test_no_view_yet_is_not_compared(world: World, tmp_path: Path) -> None
     check = await world.monitor(fetcher).check_peer("FR")
     assert check.outcome is HeadOutcome.NOT_COMPARED
     assert await world.alerts() == []
+
+
+async def test_head_endpoint_without_a_fetcher(tmp_path: Path) -> None:
+    """A node given its view (no fetcher, so no signed head) answers 503 and runs no loop."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = NodeConfig(
+        data_dir=tmp_path,
+        country="DE",
+        authority_name="BfArM",
+        registry_urls=("http://127.0.0.1:9",),
+        registry_root=tmp_path / "root.cbor",
+        public_url=url,
+    )
+    app = create_node_app(
+        config,
+        signing_key=SigningKey.from_seed(example_seed("DE")),
+        registry_view=make_view({"DE": (url,), "IN": ()}),
+        clock=lambda: NOW,
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        assert SPLIT_VIEW_KEY not in app
+        async with aiohttp.ClientSession() as session:
+            header = sign_request(
+                method="GET",
+                target=PATH_REGISTRY_HEAD,
+                body=b"",
+                sender="IN",
+                audience="DE",
+                signing_key=example_seed("IN"),
+                kid=SigningKey.from_seed(example_seed("IN")).kid,
+                now=NOW,
+            )
+            async with session.get(
+                url + PATH_REGISTRY_HEAD, headers={"Authorization": header}
+            ) as response:
+                assert response.status == 503
+                assert (await response.json())["error"]["code"] == "registry_unavailable"
+            async with session.get(url + PATH_REGISTRY_HEAD) as response:
+                assert response.status == 401
+            # A request signed by a key the registry does not list is refused too.
+            rogue = sign_request(
+                method="GET",
+                target=PATH_REGISTRY_HEAD,
+                body=b"",
+                sender="IN",
+                audience="DE",
+                signing_key=bytes(range(5, 37)),
+                kid=SigningKey.from_seed(bytes(range(5, 37))).kid,
+                now=NOW,
+            )
+            async with session.get(
+                url + PATH_REGISTRY_HEAD, headers={"Authorization": rogue}
+            ) as response:
+                assert response.status == 403
+    finally:
+        await runner.cleanup()
