@@ -172,7 +172,11 @@ class SplitViewMonitor:
                 return await self.check_peer(country)
 
         countries = [c for c in self._partners() if c != own]
-        return list(await asyncio.gather(*(one(c) for c in countries)))
+        # A task group, not gather: if one check fails unexpectedly, the others are cancelled
+        # and awaited rather than left running unowned.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(c)) for c in countries]
+        return [t.result() for t in tasks]
 
     async def check_peer(self, country: str) -> HeadCheck:
         """Fetch ``country``'s head, verify and compare it; raise an alert on a split view."""
