@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from permitnet.protocol.registry_errors import KeyNotValidError, UnknownKeyError
-from permitnet.protocol.signed import SignedDocument, peek_kid
+from permitnet.protocol.signed import SignedDocument, parse_document
 
 if TYPE_CHECKING:
     from permitnet.protocol.catalogue import Catalogue
@@ -46,14 +46,17 @@ def verify_document(
             the issue time is in the future.
         KeyRevokedError: the key was revoked as compromised at or before the issue time.
     """
-    kid = peek_kid(raw)
+    # Parsed once: the kid is read from it, then the same message is verified.
+    message = parse_document(raw)
+    kid = message.kid
+    assert kid is not None  # parse_document refuses a message without a protected kid
     key = view.key(kid)
     if key is None:
         raise UnknownKeyError(
             f"document signed by key {kid.hex()}, which registry snapshot {view.version} "
             "does not list"
         )
-    signed = SignedDocument.verify(raw, key.public_key, catalogue=catalogue)
+    signed = SignedDocument.verify_parsed(message, key.public_key, catalogue=catalogue)
     document = signed.document
     if document.issued_at > now + MAX_CLOCK_SKEW:
         raise KeyNotValidError(

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_DOCUMENT_SIZE",
     "SignedDocument",
     "document_id",
+    "parse_document",
     "peek_kid",
 ]
 
@@ -62,6 +63,16 @@ def _parse(raw: bytes) -> Sign1Message:
             f"signed document of {len(raw)} bytes exceeds the limit of {MAX_DOCUMENT_SIZE} bytes"
         )
     message = Sign1Message.from_bytes(raw)
+    _check_document_message(message)
+    return message
+
+
+def _check_document_message(message: Sign1Message) -> None:
+    raw = message.raw
+    if len(raw) > MAX_DOCUMENT_SIZE:
+        raise SizeLimitError(
+            f"signed document of {len(raw)} bytes exceeds the limit of {MAX_DOCUMENT_SIZE} bytes"
+        )
     # The identifier is the hash of the exact bytes, so the bytes must admit no variation
     # that leaves the signature valid: otherwise one signed document could be presented
     # under several identifiers (and, say, counted twice against a certificate). The tag,
@@ -81,7 +92,19 @@ def _parse(raw: bytes) -> Sign1Message:
         raise SignatureError(
             f"content type {message.content_type!r} is not {CONTENT_TYPE!r}: not a document"
         )
-    return message
+
+
+def parse_document(raw: bytes) -> Sign1Message:
+    """Parse signed document bytes strictly, unverified, to read the kid before verifying.
+
+    Pass the result to :meth:`SignedDocument.verify_parsed`; nothing in it may be trusted
+    before that returns.
+
+    Raises:
+        DecodeError: not strict CBOR, or larger than :data:`MAX_DOCUMENT_SIZE`.
+        SignatureError: not a permitnet COSE_Sign1 document, or no protected kid.
+    """
+    return _parse(raw)
 
 
 def peek_kid(raw: bytes) -> bytes:
@@ -181,7 +204,24 @@ class SignedDocument:
             InvalidSignatureError: the signature does not verify with ``public_key``.
             DocumentError: the payload is not a valid document.
         """
-        message = _parse(raw)
+        return cls.verify_parsed(_parse(raw), public_key, catalogue=catalogue)
+
+    @classmethod
+    def verify_parsed(
+        cls, message: Sign1Message, public_key: bytes, *, catalogue: Catalogue | None = None
+    ) -> SignedDocument:
+        """Verify a message :func:`parse_document` returned, as :meth:`verify` does.
+
+        For a caller that parsed the bytes to read the kid (to find the key): the message is
+        not parsed a second time. Only a message from :func:`parse_document` is accepted.
+
+        Raises:
+            The same errors as :meth:`verify`, after parsing.
+        """
+        # The document checks are cheap next to the CBOR parse: they run again, so that no
+        # message skips them whatever made it.
+        raw = message.raw
+        _check_document_message(message)
         payload_bytes = message.verify(public_key)
         if message.kid != key_id(public_key):
             raise SignatureError("the kid in the protected header is not this public key's")
