@@ -33,6 +33,7 @@ from permitnet.node.errors import NodeError, StoreError
 from permitnet.node.exchange_checks import (
     LifecycleApplier,
     ReceiptError,
+    ReceiptSigner,
     ReceivedApplier,
     make_receipt_verifier,
     referenced_document,
@@ -146,8 +147,7 @@ class InboundPipeline:
     ) -> None:
         self._store = store
         self._country = country
-        self._authority = authority
-        self._key = signing_key
+        self._receipts = ReceiptSigner(country=country, authority=authority, key=signing_key)
         self._registry = registry
         self._applier = applier
         self._clock = clock
@@ -448,14 +448,6 @@ class InboundPipeline:
         self, doc_id: bytes, *, status: str, reason: str, counterpart: str, now: int
     ) -> bytes:
         """Sign this node's delivery receipt for a document, addressed to ``counterpart``."""
-        receipt = DeliveryReceipt(
-            issuer=self._country,
-            recipient=counterpart,
-            issued_at=now,
-            authority=self._authority,
-            document=doc_id,
-            status=status,
-            reason=reason[:2000],
-            received_at=now,
+        return self._receipts.sign(
+            doc_id, status=status, reason=reason, counterpart=counterpart, now=now
         )
-        return SignedDocument.sign(receipt, signing_key=self._key.seed, kid=self._key.kid).raw
