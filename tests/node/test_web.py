@@ -240,6 +240,19 @@ async def test_dashboard_shows_registry_state_and_empty_lists(tmp_path: Path) ->
         assert "Competent authority of DE" in text
 
 
+async def test_dashboard_links_each_alert_to_what_it_concerns(tmp_path: Path) -> None:
+    async with web_client(tmp_path, amina=["viewer"]) as client:
+        async with client.app[STORE_KEY].transaction() as tx:
+            await tx.raise_alert("quantity_mismatch", "ab" * 32, "item 1 morphine: ...")
+            await tx.raise_alert("registry_split_view", "registry-split-view-FR-00", "Split view")
+        await log_in(client, "amina")
+        text = await (await client.get("/")).text()
+        assert f'href="/documents/{"ab" * 32}"' in text
+        # A split view concerns the registry, not a document: no link to a missing page.
+        assert 'href="/status">registry split view</a>' in text
+        assert "/documents/registry-split-view" not in text
+
+
 async def test_verify_uploads_have_their_own_size_limit(tmp_path: Path) -> None:
     async with web_client(tmp_path) as client:
         csrf = csrf_of(await (await client.get("/verify")).text())
