@@ -134,6 +134,7 @@ def create_app(
     peer_http.setup_exchange(app)
     # Registry split-view detection (node/registry_gossip.py): /peer/v1/registry-head and the
     # loop comparing heads with partner nodes; its context uses the fetcher and session above.
+    app[registry_gossip.GOSSIP_INTERVAL_KEY] = config.registry_head_check_seconds
     registry_gossip.setup_registry_gossip(app)
     # Pull (node.toml [exchange] pull_from): the peers a node behind NAT fetches its documents
     # from. Callers may still set the key themselves after create_app (tests do).

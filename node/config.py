@@ -118,6 +118,8 @@ class NodeConfig:
         registry_cache_dir: where the last good registry snapshot is cached.
         registry_refresh_seconds: how often the registry is polled.
         registry_grace_seconds: how long past a snapshot's expiry the node keeps exchanging.
+        registry_head_check_seconds: how often the registry log head is compared with partner
+            nodes' heads, to detect a split view (node/registry_gossip.py).
         overdue_check_seconds: how often authorizations past validity are flagged.
         max_request_bytes: requests with larger bodies are refused with 413.
         pull_from: peers this node fetches the documents addressed to it from, because it
@@ -140,6 +142,7 @@ class NodeConfig:
     registry_cache_dir: Path = field(default=Path("registry-cache"))
     registry_refresh_seconds: float = 300.0
     registry_grace_seconds: int = 7 * 86_400
+    registry_head_check_seconds: float = 600.0
     overdue_check_seconds: float = 3600.0
     max_request_bytes: int = 1024 * 1024
     pull_from: tuple[str, ...] = ()
@@ -158,6 +161,11 @@ class NodeConfig:
             raise ConfigError(f"port must be 0..65535, got {self.port}")
         if self.registry_refresh_seconds <= 0 or self.overdue_check_seconds <= 0:
             raise ConfigError("registry_refresh_seconds and overdue_check_seconds must be positive")
+        if not 10 <= self.registry_head_check_seconds <= 86_400:
+            raise ConfigError(
+                "registry_head_check_seconds must be 10 to 86400 seconds, got "
+                f"{self.registry_head_check_seconds!r}"
+            )
         if self.registry_grace_seconds < 0:
             raise ConfigError("registry_grace_seconds must not be negative")
         if self.max_request_bytes < 1024:
@@ -235,6 +243,7 @@ class NodeConfig:
             f"registry_cache_dir = {q(str(self.registry_cache_dir))}",
             f"registry_refresh_seconds = {float(self.registry_refresh_seconds)!r}",
             f"registry_grace_seconds = {self.registry_grace_seconds}",
+            f"registry_head_check_seconds = {float(self.registry_head_check_seconds)!r}",
             f"overdue_check_seconds = {float(self.overdue_check_seconds)!r}",
             f"max_request_bytes = {self.max_request_bytes}",
             "",
@@ -297,6 +306,7 @@ class NodeConfig:
             "registry_cache_dir": (str,),
             "registry_refresh_seconds": (int, float),
             "registry_grace_seconds": (int,),
+            "registry_head_check_seconds": (int, float),
             "overdue_check_seconds": (int, float),
             "max_request_bytes": (int,),
         }

@@ -154,3 +154,29 @@ def test_parse_pull_from_refuses_bad_flags(value: object, message: str) -> None:
 def test_constructor_refuses_a_pull_from_that_is_not_a_tuple(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pull_from must be a tuple"):
         _config(tmp_path, pull_from="FR")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "good"),
+    [(600, True), (10, True), (86_400, True), (2.5, False), (9, False), (86_401, False)],
+    ids=["default", "lower bound", "upper bound", "too often", "just under", "over a day"],
+)
+def test_registry_head_check_interval(tmp_path: Path, seconds: float, good: bool) -> None:
+    if not good:
+        with pytest.raises(ConfigError, match="registry_head_check_seconds must be 10 to 86400"):
+            _config(tmp_path, registry_head_check_seconds=seconds)
+        return
+    config = _config(tmp_path, registry_head_check_seconds=seconds)
+    config.save()
+    assert NodeConfig.load(tmp_path).registry_head_check_seconds == seconds
+
+
+def test_registry_head_check_interval_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
+    _config(tmp_path).save()
+    path = tmp_path / CONFIG_FILE
+    text = path.read_text().replace(
+        "registry_head_check_seconds = 600.0", 'registry_head_check_seconds = "often"'
+    )
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="registry_head_check_seconds has the wrong type"):
+        NodeConfig.load(tmp_path)
