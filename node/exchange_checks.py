@@ -13,10 +13,9 @@ import nacl.bindings
 from permitnet.node import drafting, receiving
 from permitnet.node.errors import NodeError
 from permitnet.node.lifecycle import ACTIVE
-from permitnet.protocol.cbor import Tag, encode_cbor
+from permitnet.protocol.cbor import encode_cbor
 from permitnet.protocol.cose import (
     ALG_EDDSA,
-    COSE_SIGN1_TAG,
     HEADER_ALG,
     HEADER_CONTENT_TYPE,
     HEADER_KID,
@@ -174,6 +173,10 @@ def make_receipt_verifier(
     return verify
 
 
+#: Bytes in a document identifier (SHA-256).
+_ID_SIZE = 32
+
+
 class ReceiptSigner:
     """Signs this node's delivery receipts, one per received document.
 
@@ -181,7 +184,8 @@ class ReceiptSigner:
     (about a third of a receipt's cost). An ``accepted`` receipt differs from another one for
     the same counterpart and second only in the 32-byte identifier it names, which the schema
     accepts whatever its value; so the first such receipt of each (counterpart, second) goes
-    through the full check and the others are signed directly. Rejections (free-text reasons)
+    through the full check and its payload becomes the template of the others, which are
+    signed directly with the id put in. Rejections (free-text reasons)
     always take the full path. The bytes are the same either way (Ed25519 is deterministic).
     """
 
@@ -189,17 +193,23 @@ class ReceiptSigner:
         self._country = country
         self._authority = authority
         self._key = key
-        #: The second the counterparts in ``_checked`` were checked for.
+        #: The second the receipts in ``_templates`` were checked for.
         self._checked_at: int | None = None
-        self._checked: set[str] = set()
+        #: Per counterpart, the checked payload of an accepted receipt of that second, split
+        #: around the document id (the only part that differs between them).
+        self._templates: dict[str, tuple[bytes, bytes]] = {}
         # What ``sign1`` computes for every message with this key, computed once: the protected
-        # header, the start of the Sig_structure, and libsodium's 64-byte secret key. The
-        # direct path's bytes equal sign1's (tests/node/test_receipt_signer.py holds it so).
-        self._protected = encode_cbor(
+        # header, the start of the Sig_structure and of the message, and libsodium's 64-byte
+        # secret key. The direct path's bytes equal sign1's (tests/node/test_receipt_signer.py
+        # compares them).
+        protected = encode_cbor(
             {HEADER_ALG: ALG_EDDSA, HEADER_CONTENT_TYPE: CONTENT_TYPE, HEADER_KID: key.kid}
         )
-        self._sig_prefix = b"\x84\x6aSignature1" + _bstr_header(len(self._protected))
-        self._sig_prefix += self._protected + b"\x40"
+        self._sig_prefix = (
+            b"\x84\x6aSignature1" + _bstr_header(len(protected)) + protected + b"\x40"
+        )
+        # Tag 18, array of 4: protected header, empty unprotected map, payload, signature.
+        self._message_prefix = b"\xd2\x84" + _bstr_header(len(protected)) + protected + b"\xa0"
         _, self._secret = nacl.bindings.crypto_sign_seed_keypair(key.seed)
 
     def sign(self, doc_id: bytes, *, status: str, reason: str, counterpart: str, now: int) -> bytes:
@@ -208,6 +218,11 @@ class ReceiptSigner:
         Raises:
             DocumentError: the receipt would not be valid (e.g. a rejection without reason).
         """
+        accepted = status == "accepted" and not reason
+        if accepted and isinstance(doc_id, bytes) and len(doc_id) == _ID_SIZE:
+            template = self._templates.get(counterpart) if self._checked_at == now else None
+            if template is not None:
+                return self._sign_direct(template[0] + doc_id + template[1])
         receipt = DeliveryReceipt(
             issuer=self._country,
             recipient=counterpart,
@@ -218,27 +233,22 @@ class ReceiptSigner:
             reason=reason[:2000],
             received_at=now,
         )
-        fast = (
-            status == "accepted"
-            and not reason
-            and len(doc_id) == 32
-            and isinstance(doc_id, bytes)
-            and self._checked_at == now
-            and counterpart in self._checked
-        )
-        if fast:
-            return self._sign_direct(encode_cbor(receipt.to_payload()))
-        raw = _SignedDocument.sign(receipt, signing_key=self._key.seed, kid=self._key.kid).raw
-        if status == "accepted" and not reason:
-            if self._checked_at != now:
-                self._checked_at, self._checked = now, set()
-            self._checked.add(counterpart)
-        return raw
+        signed = _SignedDocument.sign(receipt, signing_key=self._key.seed, kid=self._key.kid)
+        if accepted:
+            # Checked: keep its payload as the template of this counterpart and second.
+            payload = encode_cbor(receipt.to_payload())
+            encoded_id = b"\x58\x20" + doc_id
+            if payload.count(encoded_id) == 1:
+                before, after = payload.split(encoded_id)
+                if self._checked_at != now:
+                    self._checked_at, self._templates = now, {}
+                self._templates[counterpart] = (before + b"\x58\x20", after)
+        return signed.raw
 
     def _sign_direct(self, payload: bytes) -> bytes:
-        to_sign = self._sig_prefix + _bstr_header(len(payload)) + payload
-        signature = nacl.bindings.crypto_sign(to_sign, self._secret)[:64]
-        return encode_cbor(Tag(COSE_SIGN1_TAG, [self._protected, {}, payload, signature]))
+        length = _bstr_header(len(payload))
+        signature = nacl.bindings.crypto_sign(self._sig_prefix + length + payload, self._secret)
+        return self._message_prefix + length + payload + b"\x58\x40" + signature[:64]
 
 
 def _bstr_header(length: int) -> bytes:

@@ -66,3 +66,12 @@ def test_invalid_receipts_are_refused_even_after_a_valid_one(
     signer.sign(b"\x00" * 32, status="accepted", reason="", counterpart="DE", now=NOW)
     with pytest.raises(DocumentError):
         signer.sign(doc_id, status=status, reason=reason, counterpart=counterpart, now=NOW)
+
+
+def test_one_signer_across_counterparts_and_seconds() -> None:
+    signer = ReceiptSigner(country="FR", authority="Authority FR", key=KEY)
+    calls = [("DE", NOW), ("IN", NOW), ("DE", NOW), ("DE", NOW + 1), ("IN", NOW), ("IN", NOW + 1)]
+    for i, (counterpart, now) in enumerate(calls * 2):
+        doc_id = hashlib.sha256(str(i).encode()).digest()
+        got = signer.sign(doc_id, status="accepted", reason="", counterpart=counterpart, now=now)
+        assert got == _full(doc_id, status="accepted", reason="", counterpart=counterpart, now=now)
