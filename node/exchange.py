@@ -315,7 +315,10 @@ class InboundPipeline:
     async def _apply(
         self, tx: Tx, state: _Group, signed: SignedDocument, from_peer: str | None
     ) -> str | None:
-        record = self._applier.plain_record(signed)
+        try:
+            record = self._applier.plain_record(signed)
+        except ProtocolError as e:
+            return f"{type(e).__name__}: {e}"
         if record is not None:
             state.plain.append(record)
         else:

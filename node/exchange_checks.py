@@ -66,10 +66,14 @@ class ReceivedApplier(Protocol):
     """The lifecycle's entry points for a verified document received from a peer."""
 
     def plain_record(self, signed: _SignedDocument) -> DocumentRecord | None:
-        """Return the record to store if the document needs no check beyond being stored.
+        """Return the record to store if the document needs nothing the node holds to check it.
 
-        Such documents (import certificates, export declarations) are stored in bulk with
-        ``Tx.insert_new_documents``; others go through :meth:`apply_received`.
+        Such documents (import certificates, export declarations) are checked on their own and
+        stored in bulk with ``Tx.insert_new_documents``; others go through
+        :meth:`apply_received`.
+
+        Raises:
+            RuleViolation: the document breaks a Convention rule on its own.
         """
 
     async def apply_received(
@@ -123,9 +127,17 @@ class LifecycleApplier:
         self._services = services
 
     def plain_record(self, signed: _SignedDocument) -> DocumentRecord | None:
-        """Return the inbound record of a certificate or declaration, else None."""
+        """Return the inbound record of a certificate or declaration, else None.
+
+        The rules such a document must meet on its own (``receiving.check_plain``) are checked
+        here, as ``_apply`` does: the bulk path must not be a way around them.
+
+        Raises:
+            RuleViolation: the document breaks a Convention rule.
+        """
         document = signed.document
         if isinstance(document, ImportCertificate | ExportDeclaration):
+            receiving.check_plain(document)
             return drafting.record_for(signed.raw, document, direction="inbound", state=ACTIVE)
         return None
 

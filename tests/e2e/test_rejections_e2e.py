@@ -108,6 +108,11 @@ DOCUMENTS: list[tuple[str, Callable[[Attack], bytes], str]] = [
         lambda a: a.certificate(key=a.revoked),
         "KeyRevokedError",
     ),
+    (
+        "genuine but against the Convention rules: estimate year outside its validity",
+        lambda a: a.certificate(estimate_year=2000),
+        "estimate-year",
+    ),
 ]
 
 
