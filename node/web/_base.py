@@ -44,6 +44,7 @@ __all__ = [
     "page",
     "registry",
     "render",
+    "safe_next",
     "services",
     "store",
 ]
@@ -339,6 +340,16 @@ async def _checked_form(request: web.Request, ctx: PageContext) -> PageContext:
                 "reload the page and try again"
             )
     return PageContext(session=ctx.session, form=form, form_token=ctx.form_token)
+
+
+def safe_next(value: str) -> str:
+    r"""Return ``value`` if it is a path on this node, else ``"/"``: never an open redirect.
+
+    "//host", "https://host" and "/\host" (which some browsers read as "//host") are refused.
+    """
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
 
 
 def render(

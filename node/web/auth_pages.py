@@ -19,6 +19,7 @@ from permitnet.node.web._base import (
     client_address,
     page,
     render,
+    safe_next,
     session_cookie_name,
     set_session_cookie,
 )
@@ -32,20 +33,13 @@ routes = web.RouteTableDef()
 SETUP_CODE_KEY: Final = web.AppKey("permitnet_web_setup_code", str)
 
 
-def _safe_next(value: str) -> str:
-    # Only paths on this node: never "//host" or "https://host", which would be open redirects.
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
-
 @routes.get("/login", name="login")
 @page(permission=None)
 async def login_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """The login form."""
     if ctx.session is not None:
-        raise web.HTTPSeeOther(_safe_next(request.query.get("next", "/")))
-    return render(request, ctx, "login.html", next=_safe_next(request.query.get("next", "/")))
+        raise web.HTTPSeeOther(safe_next(request.query.get("next", "/")))
+    return render(request, ctx, "login.html", next=safe_next(request.query.get("next", "/")))
 
 
 @routes.post("/login")
@@ -54,7 +48,7 @@ async def login(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Check the password; on success open a new session and go where the person was going."""
     username, password = ctx.field("username"), ctx.form.get("password") if ctx.form else ""
     password = password if isinstance(password, str) else ""
-    target = _safe_next(ctx.field("next", "/"))
+    target = safe_next(ctx.field("next", "/"))
     address = client_address(request)
     try:
         token, session = await request.app[ACCOUNTS_KEY].login(username, password, address=address)

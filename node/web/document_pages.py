@@ -20,6 +20,7 @@ from permitnet.node.web._base import (
     page,
     registry,
     render,
+    safe_next,
     services,
     store,
 )
@@ -240,7 +241,4 @@ async def acknowledge(request: web.Request, ctx: PageContext) -> web.StreamRespo
     except ValueError as e:
         raise NotFoundError("no such alert") from e
     await services(request).acknowledge_alert(alert_id, actor=ctx.username)
-    target = ctx.field("next", "/")
-    raise web.HTTPSeeOther(
-        target if target.startswith("/") and not target.startswith("//") else "/"
-    )
+    raise web.HTTPSeeOther(safe_next(ctx.field("next", "/")))

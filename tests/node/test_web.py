@@ -14,6 +14,7 @@ import pytest
 from permitnet.node import tokens
 from permitnet.node.errors import UnauthorizedError
 from permitnet.node.web import ACCOUNTS_KEY, _queries
+from permitnet.node.web._base import safe_next
 from permitnet.node.web.auth_pages import SETUP_CODE_KEY
 from permitnet.node.web.testing import PASSWORD, STORE_KEY, csrf_of, log_in, web_node
 
@@ -561,3 +562,21 @@ async def test_administrator_reads_the_audit_log_and_sees_tampering(tmp_path: Pa
         assert "row altered" in text
         await log_in(client, "amina")
         assert (await client.get("/admin/audit")).status == 403
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/documents/ab", "/documents/ab"),
+        ("/", "/"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("evil.example", "/"),
+        ("", "/"),
+    ],
+    ids=["path", "root", "scheme-relative", "absolute", "backslash", "relative", "empty"],
+)
+def test_redirect_targets_stay_on_this_node(target: str, expected: str) -> None:
+    # Login and alert acknowledgement both send people on through this one guard.
+    assert safe_next(target) == expected
