@@ -1,10 +1,11 @@
 """The node-to-node HTTP endpoints and the exchange's supervised background work.
 
 :func:`setup_exchange` adds ``/peer/v1/documents``, ``/peer/v1/outbox`` and
-``/peer/v1/receipts`` (``docs/exchange.md``) and a ``cleanup_ctx`` that owns the one client
-session, the inbound pipeline, the delivery worker, the pull worker and the retry of documents
-held for stale registry data. The workers are tasks created there and cancelled and awaited
-there; a worker that fails unexpectedly is logged and restarted after a pause, never lost.
+``/peer/v1/receipts`` (``docs/exchange.md``) and a ``cleanup_ctx`` that owns the inbound
+pipeline, the delivery worker, the pull worker and the retry of documents held for stale
+registry data; they use the node's one client session. The workers are tasks created there
+and cancelled and awaited there; a worker that fails unexpectedly is logged and restarted after
+a pause, never lost.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-import aiohttp
 from aiohttp import web
 
 from permitnet.node import app as node_app
@@ -259,62 +259,64 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         grace_seconds=config.registry_grace_seconds,
     )
-    async with aiohttp.ClientSession() as session:
-        delivery = DeliveryWorker(
-            store=store,
+    # The node's one outgoing HTTP session (node/app.py), opened by a context appended before
+    # this one and so closed after it.
+    session = app[node_app.HTTP_SESSION_KEY]
+    delivery = DeliveryWorker(
+        store=store,
+        session=session,
+        identity=identity,
+        endpoints=_endpoints(app),
+        verify_receipt=make_receipt_verifier(holder, config.country),
+        backoff=app.get(DELIVERY_BACKOFF_KEY),
+    )
+    pull_from: tuple[str, ...] = app.get(PULL_FROM_KEY, ())
+    puller = (
+        PullWorker(
+            peers=pull_from,
+            pipeline=pipeline,
             session=session,
             identity=identity,
             endpoints=_endpoints(app),
-            verify_receipt=make_receipt_verifier(holder, config.country),
-            backoff=app.get(DELIVERY_BACKOFF_KEY),
-        )
-        pull_from: tuple[str, ...] = app.get(PULL_FROM_KEY, ())
-        puller = (
-            PullWorker(
-                peers=pull_from,
-                pipeline=pipeline,
-                session=session,
-                identity=identity,
-                endpoints=_endpoints(app),
-                clock=clock,
-                interval_seconds=config.pull_interval_seconds,
-            )
-            if pull_from
-            else None
-        )
-        app[EXCHANGE_KEY] = PeerExchange(
-            country=config.country,
-            store=store,
-            pipeline=pipeline,
-            nonces=nonces,
-            resolve_key=resolver_from_registry(lambda: holder.view),
-            delivery=delivery,
-            puller=puller,
             clock=clock,
+            interval_seconds=config.pull_interval_seconds,
         )
+        if pull_from
+        else None
+    )
+    app[EXCHANGE_KEY] = PeerExchange(
+        country=config.country,
+        store=store,
+        pipeline=pipeline,
+        nonces=nonces,
+        resolve_key=resolver_from_registry(lambda: holder.view),
+        delivery=delivery,
+        puller=puller,
+        clock=clock,
+    )
 
-        def wake(_seqs: list[int]) -> None:
-            delivery.wake()
+    def wake(_seqs: list[int]) -> None:
+        delivery.wake()
 
-        store.add_listener(wake)
-        tasks = [
-            asyncio.create_task(_supervise("delivery", delivery.run), name="permitnet-delivery"),
-            asyncio.create_task(
-                _supervise("housekeeping", lambda: _housekeeping_forever(pipeline, store)),
-                name="permitnet-exchange-housekeeping",
-            ),
-        ]
-        if puller is not None:
-            tasks.append(asyncio.create_task(_supervise("pull", puller.run), name="permitnet-pull"))
-        try:
-            yield
-        finally:
-            store.remove_listener(wake)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    store.add_listener(wake)
+    tasks = [
+        asyncio.create_task(_supervise("delivery", delivery.run), name="permitnet-delivery"),
+        asyncio.create_task(
+            _supervise("housekeeping", lambda: _housekeeping_forever(pipeline, store)),
+            name="permitnet-exchange-housekeeping",
+        ),
+    ]
+    if puller is not None:
+        tasks.append(asyncio.create_task(_supervise("pull", puller.run), name="permitnet-pull"))
+    try:
+        yield
+    finally:
+        store.remove_listener(wake)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def setup_exchange(app: web.Application) -> None:
