@@ -71,6 +71,10 @@ __all__ = [
 _TOKEN_BYTES: Final = 32
 
 
+#: A session's last use is written at most this often (seconds), see ``AccountStore.session``.
+SESSION_TOUCH_SECONDS: Final = 60
+
+
 def _token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -327,11 +331,12 @@ class AccountStore:
             UnauthorizedError: No such session, or it has expired, or its account is deactivated.
         """
         now = self._now()
+        token_hash = _token_hash(token)
         rows = await self._fetchall(
             "SELECT u.username, u.display_name, u.roles, u.active, s.csrf_token, s.created_at, "
             "s.last_seen FROM account_sessions s JOIN account_users u USING (username) "
             "WHERE s.token_hash = ?",
-            (_token_hash(token),),
+            (token_hash,),
         )
         if not rows:
             raise UnauthorizedError("you are not logged in, or your session has ended")
@@ -344,10 +349,13 @@ class AccountStore:
         if expired or not account.active:
             await self.logout(token)
             raise UnauthorizedError("your session has expired: please log in again")
-        await self._execute(
-            "UPDATE account_sessions SET last_seen = ? WHERE token_hash = ?",
-            (now, _token_hash(token)),
-        )
+        # Record the use at most once a minute, not on every page and form: the idle timeout
+        # (30 minutes) then ends at most a minute early, and reading pages writes nothing.
+        if now - row["last_seen"] >= SESSION_TOUCH_SECONDS:
+            await self._execute(
+                "UPDATE account_sessions SET last_seen = ? WHERE token_hash = ?",
+                (now, token_hash),
+            )
         expires = min(now + self.idle_timeout, row["created_at"] + self.absolute_timeout)
         return Session(account=account, csrf_token=row["csrf_token"], expires_at=expires)
 

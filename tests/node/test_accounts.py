@@ -10,6 +10,7 @@ import pytest
 from nacl.pwhash import argon2id
 
 from permitnet.node.accounts import (
+    SESSION_TOUCH_SECONDS,
     Account,
     AccountStore,
     LoginThrottledError,
@@ -129,6 +130,29 @@ async def test_idle_and_absolute_session_expiry(store: AccountStore, clock: Cloc
         await store.session(token)
     clock.now = start + store.absolute_timeout + 1
     with pytest.raises(UnauthorizedError, match="expired"):
+        await store.session(token)
+
+
+async def test_session_use_is_written_at_most_once_a_minute(
+    store: AccountStore, clock: Clock
+) -> None:
+    await store.create_user(username="amina", display_name="A", password=PASSWORD, roles=["clerk"])
+    token, _ = await store.login("amina", PASSWORD, address="a")
+
+    async def last_seen() -> int:
+        (row,) = await store._fetchall("SELECT last_seen FROM account_sessions")
+        return int(row[0])
+
+    logged_in = clock.now
+    clock.now += SESSION_TOUCH_SECONDS - 1
+    await store.session(token)
+    assert await last_seen() == logged_in  # pages read within the minute write nothing
+    clock.now += 1
+    await store.session(token)
+    assert await last_seen() == clock.now
+    # Used every 59 seconds for longer than the idle timeout, the session stays alive.
+    for _ in range(store.idle_timeout // (SESSION_TOUCH_SECONDS - 1) + 2):
+        clock.now += SESSION_TOUCH_SECONDS - 1
         await store.session(token)
 
 
