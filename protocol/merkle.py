@@ -30,6 +30,7 @@ __all__ = [
     "CompactRange",
     "LogHead",
     "MerkleProofError",
+    "SubtreeMemo",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
@@ -156,15 +157,43 @@ class CompactRange:
         return LogHead(size=self._size, root=self.root())
 
 
-def _subtree_root(leaves: Sequence[bytes], start: int, end: int) -> bytes:
-    if end - start == 1:
+#: A memo of subtree roots, keyed by (start, end) leaf index. Valid only for one append-only
+#: log: the root of leaves [start, end) never changes once they exist.
+SubtreeMemo = dict[tuple[int, int], bytes]
+#: Only subtrees of at least this many leaves are memoized (bounds the memo to ~n/8 entries).
+_MEMO_MIN_LEAVES: Final = 16
+
+
+def _subtree_root(
+    leaves: Sequence[bytes], start: int, end: int, memo: SubtreeMemo | None = None
+) -> bytes:
+    n = end - start
+    if n == 1:
         return leaves[start]
-    k = _split(end - start)
-    return node_hash(_subtree_root(leaves, start, start + k), _subtree_root(leaves, start + k, end))
+    # Complete subtrees (a power of two of leaves) are the ones every later proof asks for
+    # again; an incomplete right edge changes as the log grows and is recomputed.
+    if memo is not None and n >= _MEMO_MIN_LEAVES and n & (n - 1) == 0:
+        root = memo.get((start, end))
+        if root is None:
+            half = start + n // 2
+            root = node_hash(
+                _subtree_root(leaves, start, half, memo), _subtree_root(leaves, half, end, memo)
+            )
+            memo[(start, end)] = root
+        return root
+    k = _split(n)
+    return node_hash(
+        _subtree_root(leaves, start, start + k, memo), _subtree_root(leaves, start + k, end, memo)
+    )
 
 
-def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+def inclusion_proof(
+    index: int, leaf_hashes: Sequence[bytes], *, memo: SubtreeMemo | None = None
+) -> list[bytes]:
     """Return the RFC 9162 audit path for leaf ``index`` in the tree over ``leaf_hashes``.
+
+    ``memo``, kept by the caller for one append-only log (whose ``leaf_hashes`` only ever
+    grow), makes repeated proofs cost about log n hashes instead of n.
 
     Raises:
         MerkleProofError: ``index`` is not a leaf of the tree.
@@ -177,10 +206,10 @@ def inclusion_proof(index: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
     while end - start > 1:
         k = _split(end - start)
         if index < start + k:
-            path.append(_subtree_root(leaf_hashes, start + k, end))
+            path.append(_subtree_root(leaf_hashes, start + k, end, memo))
             end = start + k
         else:
-            path.append(_subtree_root(leaf_hashes, start, start + k))
+            path.append(_subtree_root(leaf_hashes, start, start + k, memo))
             start += k
     path.reverse()
     return path
@@ -221,8 +250,12 @@ def verify_inclusion(
         raise MerkleProofError(f"leaf {index} is not included in the log of size {size}")
 
 
-def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+def consistency_proof(
+    old_size: int, leaf_hashes: Sequence[bytes], *, memo: SubtreeMemo | None = None
+) -> list[bytes]:
     """Return the RFC 9162 consistency proof from ``old_size`` to ``len(leaf_hashes)``.
+
+    ``memo`` is as for :func:`inclusion_proof`.
 
     Raises:
         MerkleProofError: ``old_size`` is not between 0 and the tree size.
@@ -232,22 +265,28 @@ def consistency_proof(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes
         raise MerkleProofError(f"cannot prove size {old_size} against a log of size {size}")
     if old_size in (0, size):
         return []
-    return _subproof(old_size, leaf_hashes, 0, size, complete=True)
+    return _subproof(old_size, leaf_hashes, 0, size, complete=True, memo=memo)
 
 
 def _subproof(
-    m: int, leaves: Sequence[bytes], start: int, end: int, *, complete: bool
+    m: int,
+    leaves: Sequence[bytes],
+    start: int,
+    end: int,
+    *,
+    complete: bool,
+    memo: SubtreeMemo | None,
 ) -> list[bytes]:
     n = end - start
     if m == n:
-        return [] if complete else [_subtree_root(leaves, start, end)]
+        return [] if complete else [_subtree_root(leaves, start, end, memo)]
     k = _split(n)
     if m <= k:
-        proof = _subproof(m, leaves, start, start + k, complete=complete)
-        proof.append(_subtree_root(leaves, start + k, end))
+        proof = _subproof(m, leaves, start, start + k, complete=complete, memo=memo)
+        proof.append(_subtree_root(leaves, start + k, end, memo))
         return proof
-    proof = _subproof(m - k, leaves, start + k, end, complete=False)
-    proof.append(_subtree_root(leaves, start, start + k))
+    proof = _subproof(m - k, leaves, start + k, end, complete=False, memo=memo)
+    proof.append(_subtree_root(leaves, start, start + k, memo))
     return proof
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from permitnet.protocol.cbor import encode_cbor
-from permitnet.protocol.merkle import consistency_proof, inclusion_proof, leaf_hash
+from permitnet.protocol.merkle import (
+    SubtreeMemo,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+)
 from permitnet.registry.errors import NotFoundError, OperationError
 
 if TYPE_CHECKING:
@@ -19,6 +24,9 @@ class ProofCache:
 
     def __init__(self) -> None:
         self._leaves: list[bytes] = []
+        # Roots of complete subtrees, which never change in the append-only log: each proof
+        # then hashes about log n nodes instead of the whole log.
+        self._memo: SubtreeMemo = {}
 
     def _published(self, registry: Registry) -> int:
         latest = registry.store.latest_version()
@@ -43,7 +51,7 @@ class ProofCache:
         if not 0 <= index < size:
             raise OperationError(f"leaf index {index} is not in a log of size {size}")
         leaf = registry.store.record(index)
-        path = inclusion_proof(index, self._leaves[:size])
+        path = inclusion_proof(index, self._leaves[:size], memo=self._memo)
         return encode_cbor({"index": index, "size": size, "leaf": leaf, "path": path})
 
     def consistency(self, registry: Registry, first: int, second: int) -> bytes:
@@ -58,5 +66,5 @@ class ProofCache:
             raise NotFoundError(f"log size {second} is beyond the published {published}")
         if first > second:
             raise OperationError(f"first size {first} is greater than second size {second}")
-        path = consistency_proof(first, self._leaves[:second])
+        path = consistency_proof(first, self._leaves[:second], memo=self._memo)
         return encode_cbor({"first": first, "second": second, "path": path})

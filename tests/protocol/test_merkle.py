@@ -14,6 +14,7 @@ from permitnet.protocol.merkle import (
     CompactRange,
     LogHead,
     MerkleProofError,
+    SubtreeMemo,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -181,3 +182,16 @@ def test_bad_heads_and_ranges_are_refused() -> None:
         inclusion_proof(3, [EMPTY_ROOT])
     with pytest.raises(MerkleProofError):
         consistency_proof(2, [EMPTY_ROOT])
+
+
+def test_memoized_proofs_equal_plain_proofs_as_the_log_grows() -> None:
+    # One memo serves one append-only log across every size it grows through.
+    memo: SubtreeMemo = {}
+    leaves: list[bytes] = []
+    for size in range(1, 140):
+        leaves.append(leaf_hash(size.to_bytes(2, "big")))
+        for index in {0, size // 3, size - 1}:
+            assert inclusion_proof(index, leaves, memo=memo) == inclusion_proof(index, leaves)
+        for old in {0, 1, size // 2, size - 1, size}:
+            assert consistency_proof(old, leaves, memo=memo) == consistency_proof(old, leaves)
+    assert memo  # complete subtrees of 16 leaves and more were remembered
