@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
+    from permitnet.registry.store import KeyRequestRow
+
 __all__ = ["RegistryConfig", "create_app"]
 
 _log = logging.getLogger(__name__)
@@ -205,14 +207,17 @@ async def submit_key_request(request: web.Request) -> web.Response:
     """Receive a country's signed key request; it waits for the operator's approval."""
     runner = request.app[RUNNER]
     raw = await request.read()
-    pending = await runner.run(lambda r: len(r.store.requests("pending")))
-    if pending >= MAX_PENDING_REQUESTS:
-        raise TooManyRequestsError(
-            f"{pending} key requests are waiting for the operator: try again later"
-        )
-    row = await runner.run(
-        lambda r: r.submit_key_request(raw, actor=PUBLIC_ACTOR, now=runner.clock())
-    )
+
+    def submit(registry: Registry) -> KeyRequestRow:
+        # Counted and stored in one serialised call, so that the limit holds under load.
+        pending = registry.store.count_requests("pending")
+        if pending >= MAX_PENDING_REQUESTS:
+            raise TooManyRequestsError(
+                f"{pending} key requests are waiting for the operator: try again later"
+            )
+        return registry.submit_key_request(raw, actor=PUBLIC_ACTOR, now=runner.clock())
+
+    row = await runner.run(submit)
     return web.json_response(
         {"id": row.id, "action": row.action, "country": row.country, "status": row.status},
         status=201,

@@ -341,6 +341,13 @@ class RegistryStore:
             return self._requests("", ())
         return self._requests("WHERE status = ?", (status,))
 
+    def count_requests(self, status: str) -> int:
+        """Return how many key requests have ``status``, without reading them."""
+        (count,) = self._db.execute(
+            "SELECT count(*) FROM key_requests WHERE status = ?", (status,)
+        ).fetchone()
+        return int(count)
+
     def _requests(self, where: str, args: tuple[object, ...]) -> list[KeyRequestRow]:
         # ``where`` is one of two fixed fragments above, never user text.
         columns = "id, raw, action, country, received_at, status, decided_at, decided_by"

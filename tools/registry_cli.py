@@ -291,7 +291,7 @@ def _status(registry: Registry, args: argparse.Namespace) -> None:
             "log_size": registry.store.log_size(),
             "countries": len(state.countries),
             "keys": len(state.keys),
-            "pending_key_requests": len(registry.store.requests("pending")),
+            "pending_key_requests": registry.store.count_requests("pending"),
         }
     )
 
