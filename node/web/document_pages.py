@@ -11,7 +11,7 @@ from aiohttp import web
 from permitnet.node import drafting
 from permitnet.node.accounts import Permission
 from permitnet.node.errors import NotFoundError, ValidationError
-from permitnet.node.printing import attachment_name, print_document
+from permitnet.node.printing import PRINTABLE_TYPES, attachment_name, print_document
 from permitnet.node.web import _queries
 from permitnet.node.web._base import (
     SETTINGS_KEY,
@@ -178,9 +178,7 @@ async def document(request: web.Request, ctx: PageContext) -> web.StreamResponse
         payload=doc.to_payload(),
         signature=_signature(record, request),
         own=record.issuer == country,
-        printable=record.doc_type
-        in {"import_certificate", "export_authorization", "endorsement", "export_declaration"}
-        and record.direction != "paper",
+        printable=record.doc_type in PRINTABLE_TYPES and record.direction != "paper",
         **await _related(record, request),
     )
 
