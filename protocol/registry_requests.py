@@ -163,13 +163,14 @@ def build_revocation_request(
 
 
 def _open(raw: bytes) -> tuple[Sign1Message, dict[object, object]]:
+    # Refused before any parsing: the registry receives these from anyone.
+    if len(raw) > MAX_REQUEST_SIZE:
+        raise RecordError(f"key request of {len(raw)} bytes exceeds {MAX_REQUEST_SIZE}")
     try:
         message = Sign1Message.from_bytes(raw)
         payload = decode_cbor(message.payload, max_size=MAX_REQUEST_SIZE, max_depth=2)
     except (DecodeError, SignatureError) as e:
         raise RecordError(f"key request is not a valid COSE_Sign1 message: {e}") from e
-    if len(raw) > MAX_REQUEST_SIZE:
-        raise RecordError(f"key request of {len(raw)} bytes exceeds {MAX_REQUEST_SIZE}")
     if not isinstance(payload, dict) or payload.get("type") != REQUEST_TYPE:
         raise RecordError("not a permitnet key request")
     if payload.get("format") != FORMAT:
