@@ -73,12 +73,14 @@ def export(registry: Registry, out: Path, *, window: int = DELTA_WINDOW) -> int:
         put(f"v1/head/{version}", store.artefact("head", version))
         with contextlib.suppress(NotFoundError):  # only the latest few are kept
             put(f"v1/snapshot/{version}", store.artefact("snapshot", version))
+    # One read of the deltas in the window; each file is the tail from its version on.
+    deltas = store.deltas_since(first_delta)
     for version in range(first_delta, latest + 1):
-        put(f"v1/delta/{version}", encode_delta_bundle(store.deltas_since(version)))
+        put(f"v1/delta/{version}", encode_delta_bundle(deltas[version - first_delta :]))
     put("v1/snapshot/latest", store.artefact("snapshot", latest))
     put("v1/head/latest", store.artefact("head", latest))
     proofs = ProofCache()
-    sizes = sorted({store.publication_head(v)[0] for v in range(first_delta, latest + 1)})
+    sizes = store.published_sizes(since_version=first_delta)
     for second in sizes:
         for first in sizes:
             if first < second:

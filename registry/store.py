@@ -254,9 +254,12 @@ class RegistryStore:
             raise NotFoundError(f"no snapshot version {version}")
         return int(row[0]), bytes(row[1])
 
-    def published_sizes(self) -> list[int]:
-        """Return the distinct log sizes of all publications, ascending."""
-        rows = self._db.execute("SELECT DISTINCT log_size FROM publications ORDER BY log_size")
+    def published_sizes(self, *, since_version: int = 1) -> list[int]:
+        """Return the distinct log sizes of publications from ``since_version`` on, ascending."""
+        rows = self._db.execute(
+            "SELECT DISTINCT log_size FROM publications WHERE version >= ? ORDER BY log_size",
+            (since_version,),
+        )
         return [int(r[0]) for r in rows]
 
     def artefact(self, column: str, version: int) -> bytes:
