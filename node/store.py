@@ -292,6 +292,32 @@ class Tx(ExchangeMixin):
             ),
         )
 
+    async def get_documents(self, document_ids: Sequence[str]) -> list[DocumentRecord]:
+        """Return the stored documents with these ids, in that order, in two queries.
+
+        Ids with no stored document are left out.
+        """
+        if not document_ids:
+            return []
+        marks = ", ".join("?" * len(document_ids))
+        rows = await self.fetchall(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id IN ({marks})",  # noqa: S608 - marks only
+            tuple(document_ids),
+        )
+        items: dict[str, list[DocumentItem]] = {}
+        for doc_id, substance, base, quantity, base_mg in await self.fetchall(
+            "SELECT document_id, substance, base_substance, quantity_mg, base_mg "  # noqa: S608
+            f"FROM document_items WHERE document_id IN ({marks}) ORDER BY item_index",
+            tuple(document_ids),
+        ):
+            items.setdefault(doc_id, []).append(
+                DocumentItem(
+                    substance=substance, base_substance=base, quantity_mg=quantity, base_mg=base_mg
+                )
+            )
+        by_id = {row[0]: _row_to_record(row, tuple(items.get(row[0], ()))) for row in rows}
+        return [by_id[i] for i in document_ids if i in by_id]
+
     async def has_document(self, document_id: str) -> bool:
         """Return whether a document with this id is stored."""
         return bool(await self.fetchone("SELECT 1 FROM documents WHERE id = ?", (document_id,)))
@@ -537,7 +563,7 @@ class Store:
         params.append(limit)
         async with self.read() as tx:
             ids = [r[0] for r in await tx.fetchall(sql, params)]
-            return [await tx.get_document(i) for i in ids]
+            return await tx.get_documents(ids)
 
     async def events_after(self, seq: int, limit: int = 100) -> list[Event]:
         """Return feed events with a sequence number above ``seq``, oldest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 from typing import TYPE_CHECKING
@@ -220,6 +221,27 @@ async def test_list_documents_filters(store: Store) -> None:
     (held,) = await store.list_documents(state="held")
     assert held.raw == b"b"
     assert await store.list_documents(doc_type="endorsement") == []
+
+
+async def test_get_documents_equals_get_document_one_by_one(store: Store) -> None:
+    two_items = dataclasses.replace(
+        _record(b"c"),
+        items=(
+            DocumentItem(substance="codeine", base_substance="codeine", quantity_mg=5, base_mg=5),
+            DocumentItem(substance="morphine", base_substance="morphine", quantity_mg=7, base_mg=7),
+        ),
+    )
+    no_items = dataclasses.replace(_record(b"d"), items=())
+    records = [_record(b"a"), two_items, no_items]
+    async with store.transaction() as tx:
+        for record in records:
+            await tx.insert_document(record, actor="x")
+    ids = [r.id for r in reversed(records)] + ["00" * 32]  # any order; unknown ids left out
+    async with store.read() as tx:
+        one_by_one = [await tx.get_document(i) for i in ids[:-1]]
+        assert await tx.get_documents(ids) == one_by_one
+        assert await tx.get_documents([]) == []
+    assert [i.substance for i in one_by_one[1].items] == ["codeine", "morphine"]
 
 
 async def test_sqlite_errors_are_wrapped(store: Store) -> None:
