@@ -109,7 +109,7 @@ def _too_large(size: int | None, limit: int) -> PeerWireError:
 
 def _authenticate(request: web.Request, body: bytes) -> AuthenticatedPeer:
     exchange = request.app[EXCHANGE_KEY]
-    peer = verify_request(
+    return verify_request(
         request.headers.get("Authorization"),
         method=request.method,
         target=request.raw_path,
@@ -119,8 +119,6 @@ def _authenticate(request: web.Request, body: bytes) -> AuthenticatedPeer:
         resolve_key=exchange.resolve_key,
         nonces=exchange.nonces,
     )
-    exchange.nonces.prune(exchange.clock())
-    return peer
 
 
 def _handler(

@@ -129,7 +129,7 @@ async def dashboard(store: Store, *, country: str, today: dt.date, limit: int = 
             (limit,),
         )
         drafts = await tx.fetchall(
-            "SELECT id, doc_type, state, created_by, created_at, held_reason, body FROM drafts "
+            "SELECT id, doc_type, state, created_by, created_at, held_reason FROM drafts "
             "WHERE state IN ('draft', 'held') ORDER BY created_at DESC LIMIT ?",
             (limit * 2,),
         )
