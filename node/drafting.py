@@ -17,7 +17,6 @@ from permitnet.node.store import DocumentItem, DocumentRecord
 from permitnet.protocol import Sign1Message, decode_cbor
 from permitnet.protocol.documents import (
     Cancellation,
-    DeliveryReceipt,
     Document,
     Endorsement,
     ExportAuthorization,
@@ -26,6 +25,7 @@ from permitnet.protocol.documents import (
     Item,
     Message,
     document_from_payload,
+    refers_to,
 )
 from permitnet.protocol.errors import DocumentError
 
@@ -302,17 +302,8 @@ def decode_stored(record: DocumentRecord) -> Document:
 
 
 def _refers_to(document: Document) -> str | None:
-    match document:
-        case ExportAuthorization():
-            return document.import_certificate.id.hex()
-        case Endorsement():
-            return document.export_authorization.hex()
-        case Cancellation() | DeliveryReceipt():
-            return document.document.hex()
-        case Message():
-            return document.about.hex()
-        case _:
-            return None
+    reference = refers_to(document)
+    return None if reference is None else reference.hex()
 
 
 def record_for(

@@ -36,11 +36,10 @@ from permitnet.node.exchange_checks import (
     ReceiptSigner,
     ReceivedApplier,
     make_receipt_verifier,
-    referenced_document,
     verify_received,
 )
 from permitnet.node.peer_wire import DocumentResult, Outcome
-from permitnet.protocol.documents import DeliveryReceipt
+from permitnet.protocol.documents import DeliveryReceipt, refers_to
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.signed import SignedDocument, document_id
 
@@ -58,7 +57,6 @@ __all__ = [
     "ReceiptError",
     "ReceivedApplier",
     "make_receipt_verifier",
-    "referenced_document",
     "verify_received",
 ]
 
@@ -239,8 +237,7 @@ class InboundPipeline:
             ref.hex()
             for request in group
             for check in request.checks
-            if isinstance(check, SignedDocument)
-            and (ref := referenced_document(check.document)) is not None
+            if isinstance(check, SignedDocument) and (ref := refers_to(check.document)) is not None
         ]
         async with self._store.transaction() as tx:
             state = await _known(tx, ids, needed)
@@ -288,7 +285,7 @@ class InboundPipeline:
         if reason is not None:
             return await self._reject(tx, state, raw, reason=reason, from_peer=from_peer)
         assert isinstance(check, SignedDocument)  # _refusal refuses every error text
-        needed = referenced_document(check.document)
+        needed = refers_to(check.document)
         if needed is not None and needed.hex() not in state.held:
             await tx.add_pending(
                 hex_id, raw, reason="dependency", waiting_for=needed.hex(), from_peer=from_peer

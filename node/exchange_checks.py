@@ -21,14 +21,9 @@ from permitnet.protocol.cose import (
     HEADER_KID,
 )
 from permitnet.protocol.documents import (
-    Cancellation,
     DeliveryReceipt,
-    Document,
-    Endorsement,
-    ExportAuthorization,
     ExportDeclaration,
     ImportCertificate,
-    Message,
 )
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_verify import verify_document
@@ -50,7 +45,6 @@ __all__ = [
     "ReceiptSigner",
     "ReceivedApplier",
     "make_receipt_verifier",
-    "referenced_document",
     "verify_received",
 ]
 
@@ -86,19 +80,6 @@ class ReceivedApplier(Protocol):
                 fit what this node holds; the document is then rejected and quarantined.
             NodeError: same meaning, from the node's own checks.
         """
-
-
-def referenced_document(document: Document) -> bytes | None:
-    """Return the id of the document ``document`` depends on, if any."""
-    if isinstance(document, ExportAuthorization):
-        return document.import_certificate.id
-    if isinstance(document, Endorsement):
-        return document.export_authorization
-    if isinstance(document, Cancellation | DeliveryReceipt):
-        return document.document
-    if isinstance(document, Message):
-        return document.about
-    return None
 
 
 def verify_received(raw: bytes, view: RegistryView, *, now: int) -> _SignedDocument:

@@ -30,6 +30,7 @@ from permitnet.protocol.documents import (
     ImportCertificate,
     Message,
     document_from_payload,
+    refers_to,
 )
 from permitnet.protocol.errors import RuleViolation
 from permitnet.protocol.signed import SignedDocument, document_id
@@ -61,18 +62,12 @@ def sha256_hex(data: bytes) -> str:
 
 
 def dependency_of(document: Document) -> str | None:
-    """The id of the document this one must find already stored, if any."""
-    match document:
-        case ExportAuthorization():
-            return document.import_certificate.id.hex()
-        case Endorsement():
-            return document.export_authorization.hex()
-        case Cancellation():
-            return document.document.hex()
-        case Message():
-            return document.about.hex()
-        case _:
-            return None
+    """The id of the document this one must find already stored, if any.
+
+    A delivery receipt is never applied as a received document, so it waits for nothing.
+    """
+    reference = None if isinstance(document, DeliveryReceipt) else refers_to(document)
+    return None if reference is None else reference.hex()
 
 
 async def check_authorization(

@@ -51,6 +51,7 @@ __all__ = [
     "Party",
     "ReceivedItem",
     "document_from_payload",
+    "refers_to",
 ]
 
 #: Any permitnet document.
@@ -103,3 +104,21 @@ def document_from_payload(payload: object, *, catalogue: Catalogue | None = None
             f"type: {kind!r} is not a document type (known: {', '.join(sorted(DOCUMENT_TYPES))})"
         )
     return cls.from_payload(payload, catalogue=catalogue)
+
+
+def refers_to(document: Document) -> bytes | None:
+    """Return the identifier of the document ``document`` refers to, if it refers to one.
+
+    This is the hash-linked chain: an export authorization refers to its import certificate,
+    an endorsement to its export authorization, a cancellation or delivery receipt to the
+    document it concerns, a message to the document it is about.
+    """
+    if isinstance(document, ExportAuthorization):
+        return document.import_certificate.id
+    if isinstance(document, Endorsement):
+        return document.export_authorization
+    if isinstance(document, Cancellation | DeliveryReceipt):
+        return document.document
+    if isinstance(document, Message):
+        return document.about
+    return None

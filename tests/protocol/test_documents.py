@@ -297,3 +297,17 @@ def test_bad_documents_are_refused(make: Callable[[], object], expected: str) ->
     with pytest.raises(DocumentError) as caught:
         document_from_payload(make())
     assert expected in str(caught.value)
+
+
+def test_refers_to_follows_the_hash_linked_chain() -> None:
+    from permitnet.protocol import doc_examples as ex
+    from permitnet.protocol.documents import refers_to
+
+    a, b = bytes(range(32)), bytes(range(1, 33))
+    assert refers_to(ex.example_import_certificate()) is None
+    assert refers_to(ex.example_export_declaration()) is None
+    assert refers_to(ex.example_export_authorization(a)) == a
+    assert refers_to(ex.example_endorsement(a)) == a
+    assert refers_to(ex.example_cancellation(b)) == b
+    assert refers_to(ex.example_message(b)) == b
+    assert refers_to(ex.example_delivery_receipt(a)) == a
