@@ -9,8 +9,6 @@ lists; the payload is a deterministic CBOR map with a ``type`` and ``format`` ma
   its version and log head; a node folds it onto the state it holds.
 * A **head** is the small signed (version, log size, log root) that nodes compare with peers
   to detect a registry showing different logs to different countries.
-
-This module also re-exports the record types and :class:`RegistryView`, the names nodes use.
 """
 
 from __future__ import annotations
@@ -22,26 +20,12 @@ from permitnet.protocol.cbor import decode_cbor, encode_cbor
 from permitnet.protocol.cose import key_id, public_key_from_seed, sign1
 from permitnet.protocol.errors import DecodeError
 from permitnet.protocol.registry_errors import MixAndMatchError, RecordError
-from permitnet.protocol.registry_records import (
-    CatalogueEdition,
-    CountryRecord,
-    Estimate,
-    KeyRecord,
-    Record,
-)
-from permitnet.protocol.registry_view import RegistryView
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
-    "CatalogueEdition",
-    "CountryRecord",
     "DeltaPayload",
-    "Estimate",
-    "KeyRecord",
-    "Record",
-    "RegistryView",
     "SignedHead",
     "SnapshotPayload",
     "decode_delta_bundle",
@@ -288,17 +272,3 @@ def decode_delta_bundle(raw: bytes) -> list[bytes]:
     if not isinstance(item, list) or any(not isinstance(d, bytes) for d in item):
         raise RecordError("a delta bundle is an array of signed deltas")
     return list(item)
-
-
-def describe(record: Record) -> str:
-    """Return a one-line description of a record, for logs and the audit trail."""
-    if isinstance(record, CountryRecord):
-        return f"country {record.code} ({record.authority})"
-    if isinstance(record, KeyRecord):
-        return f"key {record.kid.hex()} of {record.country}: {record.status}"
-    if isinstance(record, Estimate):
-        return (
-            f"{record.kind} {record.country} {record.substance} {record.year}: "
-            f"{record.quantity_mg} mg"
-        )
-    return f"catalogue edition {record.edition}"
