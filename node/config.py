@@ -22,6 +22,7 @@ from permitnet.node.errors import ConfigError
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_PASSPHRASE_ENV",
+    "DEFAULT_REGISTRY_GRACE_SECONDS",
     "MAX_PULL_INTERVAL_SECONDS",
     "MIN_PULL_INTERVAL_SECONDS",
     "NodeConfig",
@@ -41,6 +42,10 @@ _EXCHANGE_SETTINGS: Final = frozenset({"pull_from", "pull_interval_seconds"})
 #: load without benefit, less often than once a day leaves documents waiting too long.
 MIN_PULL_INTERVAL_SECONDS: Final = 1.0
 MAX_PULL_INTERVAL_SECONDS: Final = 86_400.0
+
+
+#: How long past its expiry the node keeps using registry data to accept documents.
+DEFAULT_REGISTRY_GRACE_SECONDS: Final = 7 * 86_400
 
 
 def validate_country(code: object) -> str:
@@ -141,7 +146,7 @@ class NodeConfig:
     insecure_plaintext_key: bool = False
     registry_cache_dir: Path = field(default=Path("registry-cache"))
     registry_refresh_seconds: float = 300.0
-    registry_grace_seconds: int = 7 * 86_400
+    registry_grace_seconds: int = DEFAULT_REGISTRY_GRACE_SECONDS
     registry_head_check_seconds: float = 600.0
     overdue_check_seconds: float = 3600.0
     max_request_bytes: int = 1024 * 1024

@@ -29,6 +29,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from permitnet.node.config import DEFAULT_REGISTRY_GRACE_SECONDS
 from permitnet.node.errors import NodeError, StoreError
 from permitnet.node.exchange_checks import (
     LifecycleApplier,
@@ -39,6 +40,7 @@ from permitnet.node.exchange_checks import (
     verify_received,
 )
 from permitnet.node.peer_wire import DocumentResult, Outcome
+from permitnet.node.registry_fetch import Freshness, classify
 from permitnet.protocol.documents import DeliveryReceipt, refers_to
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.signed import SignedDocument, document_id
@@ -51,7 +53,6 @@ if TYPE_CHECKING:
     from permitnet.node.store import DocumentRecord, Store, Tx
 
 __all__ = [
-    "DEFAULT_REGISTRY_GRACE_SECONDS",
     "InboundPipeline",
     "LifecycleApplier",
     "ReceiptError",
@@ -62,8 +63,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: How long past its expiry the node keeps using registry data to accept documents.
-DEFAULT_REGISTRY_GRACE_SECONDS: Final = 7 * 24 * 3600
 #: Most pending documents one transaction releases when what they wait for arrives.
 _MAX_RELEASE: Final = 1000
 #: Most ids in one ``IN (...)`` query (SQLite allows 32766 parameters; stay far below).
@@ -157,7 +156,10 @@ class InboundPipeline:
     def registry_usable(self, now: int) -> bool:
         """Whether the registry data may be used to accept documents (within grace)."""
         view = self._registry.view
-        return view is not None and now < view.expires_at + self._grace
+        return (
+            view is not None
+            and classify(view.expires_at, self._grace, now) is not Freshness.EXPIRED
+        )
 
     async def receive(
         self,

@@ -26,10 +26,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from permitnet.node.config import DEFAULT_REGISTRY_GRACE_SECONDS
 from permitnet.node.discovery import DISCOVERED_PEERS_KEY, DiscoveredPeers
 from permitnet.node.discovery_challenge import ChallengeResponder, setup_challenge
 from permitnet.node.errors import NodeError
-from permitnet.node.exchange import DEFAULT_REGISTRY_GRACE_SECONDS
+from permitnet.node.registry_fetch import Freshness, classify
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -221,9 +222,10 @@ def _registry_check(freshness: RegistryFreshness | None, now: int) -> dict[str, 
         "expires_at": freshness.expires_at,
     }
     deadline = freshness.expires_at + freshness.grace_seconds
-    if now <= freshness.expires_at:
+    state = classify(freshness.expires_at, freshness.grace_seconds, now)
+    if state is Freshness.FRESH:
         return {"ok": True, **detail}
-    if now <= deadline:
+    if state is Freshness.STALE_IN_GRACE:
         return {
             "ok": True,
             "warning": f"registry snapshot v{freshness.version} expired "

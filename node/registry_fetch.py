@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from permitnet.protocol.registry_view import RegistryView
 
-__all__ = ["Freshness", "FreshnessStatus", "RegistryFetchError", "RegistryFetcher"]
+__all__ = ["Freshness", "FreshnessStatus", "RegistryFetchError", "RegistryFetcher", "classify"]
 
 _log = logging.getLogger(__name__)
 
@@ -82,6 +82,18 @@ class Freshness(enum.StrEnum):
     FRESH = "fresh"
     STALE_IN_GRACE = "stale-in-grace"
     EXPIRED = "expired"
+
+
+def classify(expires_at: int, grace_seconds: int, now: int) -> Freshness:
+    """Classify registry data by its expiry: fresh before it, in grace until expiry + grace.
+
+    The one rule for the exchange (accept or hold as pending), ``/readyz`` and the status.
+    """
+    if now < expires_at:
+        return Freshness.FRESH
+    if now < expires_at + grace_seconds:
+        return Freshness.STALE_IN_GRACE
+    return Freshness.EXPIRED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,14 +218,8 @@ class RegistryFetcher:
                 grace_until=None,
             )
         grace_until = view.expires_at + self._grace
-        if now < view.expires_at:
-            state = Freshness.FRESH
-        elif now < grace_until:
-            state = Freshness.STALE_IN_GRACE
-        else:
-            state = Freshness.EXPIRED
         return FreshnessStatus(
-            state=state,
+            state=classify(view.expires_at, self._grace, now),
             version=view.version,
             age_seconds=max(0, now - view.issued_at),
             expires_at=view.expires_at,

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from permitnet.node.config import NodeConfig
+from permitnet.node.config import DEFAULT_REGISTRY_GRACE_SECONDS, NodeConfig
 from permitnet.node.errors import NodeError
-from permitnet.node.exchange import DEFAULT_REGISTRY_GRACE_SECONDS
 from permitnet.node.registry_fetch import RegistryFetcher
 from permitnet.protocol.errors import ProtocolError
 from permitnet.tools.cli import CliError

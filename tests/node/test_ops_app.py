@@ -9,9 +9,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from permitnet.node.app import create_app
-from permitnet.node.config import NodeConfig
+from permitnet.node.config import DEFAULT_REGISTRY_GRACE_SECONDS, NodeConfig
 from permitnet.node.discovery import Advertisement, make_challenge, verify_answer
-from permitnet.node.exchange import DEFAULT_REGISTRY_GRACE_SECONDS
 from permitnet.node.keystore import SigningKey, generate_seed
 from permitnet.node.peer_auth import PeerKey
 from permitnet.protocol.registry_view import RegistryState, RegistryView

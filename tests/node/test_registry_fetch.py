@@ -15,7 +15,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from permitnet.node.registry_fetch import Freshness, RegistryFetcher, RegistryFetchError
+from permitnet.node.registry_fetch import (
+    Freshness,
+    RegistryFetcher,
+    RegistryFetchError,
+    classify,
+)
 from permitnet.protocol.cose import Sign1Message
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_errors import SplitViewError
@@ -561,3 +566,13 @@ async def test_a_head_not_matching_the_view_is_not_kept(net: Network, tmp_path: 
     view = await fetcher.refresh(now=T0 + 1)
     assert view.version == 1  # the data itself is verified and kept
     assert fetcher.head is None
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [(999, "fresh"), (1000, "stale-in-grace"), (1099, "stale-in-grace"), (1100, "expired")],
+    ids=["before expiry", "at expiry", "last second of grace", "end of grace"],
+)
+def test_one_freshness_rule_at_its_boundaries(now: int, expected: str) -> None:
+    # The exchange, /readyz and the status all classify with this function.
+    assert classify(1000, 100, now) == expected
