@@ -44,6 +44,7 @@ __all__ = [
     "ReceiptError",
     "ReceiptSigner",
     "ReceivedApplier",
+    "check_receipt",
     "make_receipt_verifier",
     "verify_received",
 ]
@@ -147,23 +148,44 @@ def make_receipt_verifier(
         view = registry.view
         if view is None:
             raise ReceiptError("no registry data to check the receipt's signature")
-        try:
-            signed = verify_received(receipt, view, now=now)
-        except ProtocolError as e:
-            raise ReceiptError(f"receipt does not verify: {e}") from e
-        document = signed.document
-        if not isinstance(document, DeliveryReceipt):
-            raise ReceiptError(f"expected a delivery receipt, got a {document.DOCUMENT_TYPE}")
-        if document.issuer != peer or document.recipient != country:
-            raise ReceiptError(
-                f"receipt from {document.issuer} to {document.recipient}, "
-                f"expected from {peer} to {country}"
-            )
+        _, document = check_receipt(receipt, view, peer=peer, country=country, now=now)
         if document.document != doc_id:
             raise ReceiptError("receipt names another document")
         return document.status
 
     return verify
+
+
+def check_receipt(
+    raw: bytes, view: RegistryView, *, peer: str, country: str, now: int
+) -> tuple[bytes, DeliveryReceipt]:
+    """Check a peer's signed receipt, pushed back (delivery) or posted after a pull.
+
+    It must verify with a key the registry lists for ``peer`` and be a delivery receipt
+    issued by ``peer`` to ``country``.
+
+    Returns:
+        The receipt's own identifier and the receipt.
+
+    Raises:
+        ReceiptError: any of these does not hold; the message says which.
+    """
+    try:
+        signed = verify_received(raw, view, now=now)
+    except ProtocolError as e:
+        raise ReceiptError(f"receipt does not verify: {e}") from e
+    document = signed.document
+    if not isinstance(document, DeliveryReceipt):
+        raise ReceiptError(
+            f"a {document.DOCUMENT_TYPE} is not a delivery receipt "
+            f"(expected a delivery receipt from {peer})"
+        )
+    if document.issuer != peer or document.recipient != country:
+        raise ReceiptError(
+            f"receipt from {document.issuer} to {document.recipient}, "
+            f"expected from {peer} to {country}"
+        )
+    return signed.id, document
 
 
 #: Bytes in a document identifier (SHA-256).

@@ -20,7 +20,7 @@ import aiohttp
 
 from permitnet.node.delivery import ALERT_DELIVERY_REJECTED, DeliveryError, read_capped
 from permitnet.node.errors import NodeError
-from permitnet.node.exchange import verify_received
+from permitnet.node.exchange_checks import ReceiptError, check_receipt
 from permitnet.node.peer_auth import sign_request
 from permitnet.node.peer_wire import (
     CBOR_MEDIA_TYPE,
@@ -32,7 +32,6 @@ from permitnet.node.peer_wire import (
     encode_byte_strings,
 )
 from permitnet.protocol.cbor import decode_cbor, encode_cbor
-from permitnet.protocol.documents import DeliveryReceipt
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.signed import document_id
 
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     from permitnet.node.exchange import InboundPipeline
     from permitnet.node.registry_holder import RegistryHolder
     from permitnet.node.store import Store
+    from permitnet.protocol.documents import DeliveryReceipt
 
 __all__ = ["DEFAULT_PULL_LIMIT", "PullWorker", "outbox_answer", "record_receipts"]
 
@@ -90,17 +90,9 @@ async def record_receipts(
     checked: list[tuple[bytes, DeliveryReceipt | str]] = []
     for raw in receipts:
         try:
-            signed = verify_received(raw, view, now=now)
-        except ProtocolError as e:
-            checked.append((document_id(raw), f"receipt does not verify: {e}"))
-            continue
-        receipt = signed.document
-        if not isinstance(receipt, DeliveryReceipt):
-            checked.append((signed.id, f"a {receipt.DOCUMENT_TYPE} is not a delivery receipt"))
-        elif receipt.issuer != peer or receipt.recipient != country:
-            checked.append((signed.id, f"receipt from {receipt.issuer} to {receipt.recipient}"))
-        else:
-            checked.append((signed.id, receipt))
+            checked.append(check_receipt(raw, view, peer=peer, country=country, now=now))
+        except ReceiptError as e:
+            checked.append((document_id(raw), str(e)))
     results: list[dict[str, object]] = []
     async with store.transaction() as tx:
         for raw, (receipt_id, check) in zip(receipts, checked, strict=True):
