@@ -9,6 +9,7 @@ and peer endpoints are untouched by anything the web pages need.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 import secrets
@@ -40,6 +41,7 @@ __all__ = [
     "PageContext",
     "WebSettings",
     "audit",
+    "date_today",
     "now",
     "page",
     "registry",
@@ -120,6 +122,11 @@ def now(request: web.Request) -> int:
     return request.app[request.app[NODE_KEYS].clock]()
 
 
+def date_today(request: web.Request) -> dt.date:
+    """Return the node's calendar date (UTC), for defaults and date checks on forms."""
+    return dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
+
+
 async def audit(
     request: web.Request, actor: str, action: str, subject: str, detail: dict[str, Any]
 ) -> None:
@@ -158,6 +165,10 @@ class PageContext:
             return default
         value = self.form.get(name)
         return value.strip() if isinstance(value, str) else default
+
+    def values(self) -> dict[str, str]:
+        """Return the posted text fields, as a form is shown again with what was typed."""
+        return {k: v for k, v in (self.form or {}).items() if isinstance(v, str)}
 
     def fields(self, name: str) -> list[str]:
         """Return every value of a repeated text field (checkboxes)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from aiohttp import web
 
 from permitnet.node.accounts import Permission
@@ -11,6 +9,7 @@ from permitnet.node.web import _queries
 from permitnet.node.web._base import (
     SETTINGS_KEY,
     PageContext,
+    date_today,
     now,
     page,
     registry,
@@ -57,7 +56,7 @@ def registry_freshness(request: web.Request) -> dict[str, object]:
 async def dashboard(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """What needs doing."""
     settings_country = request.app[SETTINGS_KEY].country
-    today = dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
+    today = date_today(request)
     todo = await _queries.dashboard(store(request), country=settings_country, today=today)
     return render(
         request,

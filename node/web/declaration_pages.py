@@ -6,14 +6,12 @@ to the importing country. Prepared as a draft and signed by another person, like
 
 from __future__ import annotations
 
-import datetime as dt
-
 from aiohttp import web
 
 from permitnet.node.accounts import Permission
 from permitnet.node.errors import NodeError
 from permitnet.node.web import _forms
-from permitnet.node.web._base import PageContext, now, page, services
+from permitnet.node.web._base import PageContext, date_today, page, services
 from permitnet.protocol.errors import ProtocolError
 
 __all__ = ["routes"]
@@ -39,7 +37,7 @@ def _page(
 @page(permission=Permission.DRAFT)
 async def declaration_form(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """The export declaration form."""
-    today = dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
+    today = date_today(request)
     return _page(request, ctx, values={"date_of_export": today.isoformat()})
 
 
@@ -47,7 +45,7 @@ async def declaration_form(request: web.Request, ctx: PageContext) -> web.Stream
 @page(permission=Permission.DRAFT)
 async def create_declaration(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Save the export declaration as a draft."""
-    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    values = ctx.values()
     try:
         draft = await services(request).create_draft(
             "export_declaration", _forms.declaration_body(ctx.field), actor=ctx.username

@@ -19,7 +19,7 @@ from permitnet.node.registry_holder import RegistryUnavailableError
 from permitnet.node.web import _forms
 from permitnet.node.web._base import (
     PageContext,
-    now,
+    date_today,
     page,
     render,
     services,
@@ -39,12 +39,8 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-def _today(request: web.Request) -> dt.date:
-    return dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
-
-
 def _certificate_defaults(request: web.Request) -> dict[str, str]:
-    today = _today(request)
+    today = date_today(request)
     return {
         "date_of_issue": today.isoformat(),
         "valid_from": today.isoformat(),
@@ -115,7 +111,7 @@ async def certificate_preview(request: web.Request, _ctx: PageContext) -> web.St
 async def create_certificate(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Check the form against the estimate (without JavaScript), or save it as a draft."""
     get = _form_getter(ctx)
-    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    values = ctx.values()
     try:
         check = await _preview(request, get)
     except RegistryUnavailableError as e:
@@ -260,7 +256,7 @@ async def _authorize_page(
     certificate: ImportCertificate,
     **extra: Any,
 ) -> web.Response:
-    today = _today(request)
+    today = date_today(request)
     defaults = {
         "date_of_issue": today.isoformat(),
         "valid_from": max(today, certificate.valid_from).isoformat(),
@@ -295,7 +291,7 @@ async def authorize_form(request: web.Request, ctx: PageContext) -> web.StreamRe
 async def authorize(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Prepare an export authorization draft against the certificate."""
     record, certificate = await _received_certificate(request)
-    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    values = ctx.values()
     try:
         body = _forms.authorization_body(_form_getter(ctx), record.id, len(certificate.items))
         draft = await services(request).create_draft(
@@ -322,7 +318,7 @@ def _endorse_page(
         title="Record an endorsement",
         record=record,
         authorization=authorization,
-        values=extra.pop("values", {"date_received": _today(request).isoformat()}),
+        values=extra.pop("values", {"date_received": date_today(request).isoformat()}),
         **extra,
     )
 
@@ -340,7 +336,7 @@ async def endorse_form(request: web.Request, ctx: PageContext) -> web.StreamResp
 async def endorse(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Prepare the endorsement draft."""
     record, authorization = await _received_authorization(request)
-    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    values = ctx.values()
     try:
         body = _forms.endorsement_body(_form_getter(ctx), record.id, len(authorization.items))
         draft = await services(request).create_draft("endorsement", body, actor=ctx.username)

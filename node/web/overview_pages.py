@@ -15,7 +15,7 @@ from permitnet.node.web import _queries
 from permitnet.node.web._base import (
     SETTINGS_KEY,
     PageContext,
-    now,
+    date_today,
     page,
     registry,
     render,
@@ -34,7 +34,7 @@ _MONTHS: Final = 12
 def _year(request: web.Request) -> int:
     text = request.query.get("year", "")
     if not text:
-        return dt.datetime.fromtimestamp(now(request), tz=dt.UTC).year
+        return date_today(request).year
     if not text.isdigit() or not 1961 <= int(text) <= 9999:
         raise ValidationError(f"year: {text!r} is not a year such as 2026")
     return int(text)
@@ -112,7 +112,7 @@ def _months(end: dt.date, count: int) -> list[str]:
 @page(permission=Permission.VIEW)
 async def trends(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Monthly imports and exports by substance and by partner country, as charts."""
-    today = dt.datetime.fromtimestamp(now(request), tz=dt.UTC).date()
+    today = date_today(request)
     months = _months(today, _MONTHS)
     first = dt.date.fromisoformat(months[0] + "-01")
     since = int(dt.datetime(first.year, first.month, 1, tzinfo=dt.UTC).timestamp())

@@ -61,7 +61,7 @@ async def paper_form(request: web.Request, ctx: PageContext) -> web.StreamRespon
 @page(permission=Permission.DRAFT)
 async def record_paper(request: web.Request, ctx: PageContext) -> web.StreamResponse:
     """Record the paper certificate and its scan."""
-    values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str)}
+    values = ctx.values()
     upload = ctx.form.get("scan") if ctx.form is not None else None
     try:
         if not isinstance(upload, web.FileField):
