@@ -14,7 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from permitnet.node.errors import NodeError
 from permitnet.protocol import ProtocolError
+from permitnet.registry.errors import RegistryServerError
 
 __all__ = ["CliError", "main"]
 
@@ -71,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CliError, ProtocolError, OSError) as e:
+    # Every package's own error root is reported as one line: commands need not wrap them.
+    except (CliError, ProtocolError, NodeError, RegistryServerError, OSError) as e:
         if args.debug:
             raise
         print(f"permitnet: error: {e}", file=sys.stderr)

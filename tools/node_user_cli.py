@@ -93,10 +93,7 @@ def _run(
     Raises:
         CliError: the directory is not a node, or the change was refused.
     """
-    try:
-        config = NodeConfig.load(args.dir)
-    except NodeError as e:
-        raise CliError(str(e)) from e
+    config = NodeConfig.load(args.dir)
     if not config.database_path.is_file():
         raise CliError(f"{config.database_path} is missing: is {args.dir} a node directory?")
 

@@ -184,13 +184,6 @@ def _date(text: str) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
-def _load(directory: Path) -> NodeConfig:
-    try:
-        return NodeConfig.load(directory)
-    except NodeError as e:
-        raise CliError(str(e)) from e
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -202,7 +195,7 @@ def _sha256(path: Path) -> str:
 @_one_line
 def cmd_backup(args: argparse.Namespace) -> int:
     """Back up a node directory; see the parser's description."""
-    config = _load(args.dir)
+    config = NodeConfig.load(args.dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output: Path = args.output or args.dir / "backups" / f"permitnet-{config.country}-{stamp}"
     if output.exists():
@@ -292,7 +285,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if CONFIG_FILE not in files:
             raise CliError(f"{args.dir} has no {CONFIG_FILE} and the backup holds none")
         shutil.copy2(args.backup / CONFIG_FILE, args.dir / CONFIG_FILE)
-    config = _load(args.dir)
+    config = NodeConfig.load(args.dir)
     if manifest.get("country") != config.country:
         raise CliError(
             f"the backup is of {manifest.get('country')}, the node directory is {config.country}"
@@ -321,7 +314,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 @_one_line
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the databank; see the parser's description."""
-    config = _load(args.dir)
+    config = NodeConfig.load(args.dir)
     selection = ExportFilter(
         since=args.since, until=args.until, doc_type=args.doc_type, partner=args.partner
     )
@@ -357,7 +350,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 @_one_line
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     """Prepare or activate a signing key rotation; see the parser's description."""
-    config = _load(args.dir)
+    config = NodeConfig.load(args.dir)
     now = int(time.time())
     if not args.activate:
         prepared = prepare_rotation(config, now=now, valid_from=args.valid_from)

@@ -47,11 +47,9 @@ def register_sync(node: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Fetch and verify the registry now; see the parser's description."""
+    config = NodeConfig.load(args.dir)
     try:
-        config = NodeConfig.load(args.dir)
         root = config.registry_root_path.read_bytes()
-    except NodeError as e:
-        raise CliError(str(e)) from e
     except OSError as e:
         raise CliError(f"cannot read the pinned registry root: {e}") from e
     mirrors = list(config.registry_urls)
