@@ -184,8 +184,11 @@ class DeliveryWorker:
                 # retried on the next round, so nothing is lost.
                 log.warning("delivery round failed: %s", e)
             idle = await self._idle_time()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when it is
+            # cancelled just as the event is set, and the worker would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
+                async with asyncio.timeout(idle):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _idle_time(self) -> float:

@@ -197,7 +197,9 @@ async def browse(
             if stop_after is not None and len(found) >= stop_after:
                 break
             try:
-                name = await asyncio.wait_for(names.get(), timeout=remaining)
+                # asyncio.timeout, not wait_for, which on Python 3.11 can swallow a cancellation.
+                async with asyncio.timeout(remaining):
+                    name = await names.get()
             except TimeoutError:
                 break
             node = await _resolve(zc, name, timeout_ms=max(100, int(remaining * 1000)))

@@ -164,8 +164,10 @@ class PullWorker:
                     await self.pull_from(peer)
                 except (NodeError, OSError, aiohttp.ClientError) as e:
                     log.warning("pull from %s failed: %s", peer, e)
+            # asyncio.timeout, not wait_for: see DeliveryWorker.run (node/delivery.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def pull_from(self, peer: str, *, limit: int = DEFAULT_PULL_LIMIT) -> int:

@@ -321,3 +321,26 @@ async def test_an_answer_streamed_in_pieces_is_read_whole(
     await _issue(store, 20)
     async with aiohttp.ClientSession() as session:
         assert await _worker(store, session, [str(server.make_url(""))]).deliver_due() == 20
+
+
+async def test_cancelled_just_as_woken_the_worker_stops(store: Store) -> None:
+    # On Python 3.11, asyncio.wait_for returns normally when its task is cancelled in the same
+    # loop iteration as the awaited event is set, and a worker built on it never stopped: the
+    # node (and ``permitnet demo``) hung on shutdown when a commit woke it at that instant.
+    async with aiohttp.ClientSession() as session:
+        worker = DeliveryWorker(
+            store=store,
+            session=session,
+            identity=NodeIdentity(country="DE", key=DE_KEY),
+            endpoints=lambda country: [],
+            verify_receipt=check_receipt,
+            idle_poll_seconds=60,
+        )
+        task = asyncio.create_task(worker.run())
+        for _ in range(100):  # until it is idle, waiting to be woken
+            await asyncio.sleep(0.01)
+        worker.wake()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert task in done
+        assert task.cancelled()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp
 import pytest
 
 from permitnet.node import drafting
+from permitnet.node.delivery import NodeIdentity
 from permitnet.node.keystore import SigningKey
 from permitnet.node.peer_wire import PeerWireError
-from permitnet.node.pull import outbox_answer, record_receipts
+from permitnet.node.pull import PullWorker, outbox_answer, record_receipts
 from permitnet.node.registry_holder import RegistryHolder, RegistryUnavailableError
 from permitnet.node.store import Store
 from permitnet.protocol.cbor import decode_cbor
@@ -25,6 +28,8 @@ from tests.node.test_exchange import NOW, make_view
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    from permitnet.node.exchange import InboundPipeline
 
 
 def signed_by(country: str, document: Any) -> bytes:
@@ -150,3 +155,25 @@ async def test_limits_and_missing_registry_are_errors(holder: Holder) -> None:
         await record_receipts(
             holder.store, RegistryHolder(), country="DE", peer="IN", receipts=[b""], now=NOW
         )
+
+
+async def test_pull_worker_cancelled_just_as_woken_stops() -> None:
+    # The pull worker's wait is the delivery worker's (tests/node/test_delivery.py): a
+    # cancellation arriving with a wake-up must stop it, not be lost.
+    async with aiohttp.ClientSession() as session:
+        worker = PullWorker(
+            peers=(),
+            pipeline=cast("InboundPipeline", None),  # no peers: never used
+            session=session,
+            identity=NodeIdentity(country="IN", key=SigningKey.from_seed(example_seed("IN"))),
+            endpoints=lambda country: [],
+            clock=lambda: NOW,
+            interval_seconds=60,
+        )
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.05)
+        worker.wake()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert task in done
+        assert task.cancelled()
