@@ -293,10 +293,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
     )
 
-    def wake(_seqs: list[int]) -> None:
-        delivery.wake()
-
-    store.add_listener(wake)
+    store.add_outbox_listener(delivery.wake)
     tasks = [
         asyncio.create_task(_supervise("delivery", delivery.run), name="permitnet-delivery"),
         asyncio.create_task(
@@ -309,7 +306,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        store.remove_listener(wake)
+        store.remove_outbox_listener(delivery.wake)
         for task in tasks:
             task.cancel()
         for task in tasks:

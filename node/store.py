@@ -138,6 +138,8 @@ class Tx(ExchangeMixin):
         self.now = now
         #: Event sequence numbers written in this transaction, announced after commit.
         self.new_events: list[int] = []
+        #: Whether outbox rows became due for delivery, announced after commit.
+        self.made_outbox_due = False
 
     async def insert_document(
         self, record: DocumentRecord, *, actor: str, outbox_peers: Iterable[str] = ()
@@ -186,6 +188,7 @@ class Tx(ExchangeMixin):
                 "VALUES (?,?,?,?)",
                 (record.id, peer, self.now, self.now),
             )
+            self.made_outbox_due = True
         detail = {"doc_type": record.doc_type, "direction": record.direction}
         await self.add_event(
             "document",
@@ -383,6 +386,7 @@ class Store:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[list[int]], None]] = []
+        self._outbox_listeners: list[Callable[[], None]] = []
 
     @classmethod
     async def open(
@@ -467,6 +471,18 @@ class Store:
         """Stop calling ``listener``."""
         self._listeners.remove(listener)
 
+    def add_outbox_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each commit that made outbox rows due (the delivery worker).
+
+        Only those commits: a receiving node's commits write events but no outbox rows, and
+        waking the worker for each would cost it two read transactions that find nothing.
+        """
+        self._outbox_listeners.append(listener)
+
+    def remove_outbox_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener``."""
+        self._outbox_listeners.remove(listener)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """Run a block in one write transaction; commit on success, roll back on any error.
@@ -493,6 +509,9 @@ class Store:
         if tx.new_events:
             for listener in list(self._listeners):
                 listener(tx.new_events)
+        if tx.made_outbox_due:
+            for outbox_listener in list(self._outbox_listeners):
+                outbox_listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

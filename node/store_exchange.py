@@ -109,6 +109,7 @@ class ExchangeMixin:
     conn: aiosqlite.Connection
     now: int
     new_events: list[int]
+    made_outbox_due: bool
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         """Run a query and return all rows."""
@@ -198,6 +199,8 @@ class ExchangeMixin:
             "WHERE document_id = ? AND peer = ? AND delivered_at IS NULL",
             (error[:2000], next_attempt_at, document_id, peer),
         )
+        if next_attempt_at <= self.now:
+            self.made_outbox_due = True
         if changed != 1:
             raise NotFoundError(f"no undelivered outbox row for {document_id} to {peer}")
 

@@ -200,6 +200,35 @@ async def test_pending_quarantine_and_nonces(store: Store) -> None:
         await tx.remember_nonce("other-key", "n1", expires_at=tx.now + 300)
 
 
+async def test_outbox_listeners_told_only_when_rows_become_due(store: Store) -> None:
+    told: list[str] = []
+    store.add_outbox_listener(lambda: told.append("due"))
+    received = dataclasses.replace(_record(b"received"), direction="inbound", issuer="FR")
+    async with store.transaction() as tx:
+        await tx.insert_new_documents([received], actor="peer:FR")
+    assert told == []  # events, but no outbox rows: the delivery worker is not woken
+    rec = _record()
+    async with store.transaction() as tx:
+        await tx.insert_document(rec, actor="a", outbox_peers=["FR"])
+        assert told == []  # only after the commit
+    assert told == ["due"]
+    async with store.transaction() as tx:
+        await tx.outbox_record_failure(rec.id, "FR", error="busy", next_attempt_at=tx.now + 60)
+    assert told == ["due"]  # later, not now
+    async with store.transaction() as tx:
+        await tx.outbox_record_failure(rec.id, "FR", error="rejected", next_attempt_at=tx.now)
+    assert told == ["due", "due"]
+
+    async def abandoned() -> None:
+        async with store.transaction() as tx:
+            await tx.insert_document(_record(b"rolled back"), actor="a", outbox_peers=["FR"])
+            raise RuntimeError("abandoned")
+
+    with pytest.raises(RuntimeError):
+        await abandoned()
+    assert told == ["due", "due"]  # nothing committed, nothing told
+
+
 async def test_alert_raised_once_and_listeners_told_after_commit(store: Store) -> None:
     seen: list[list[int]] = []
     store.add_listener(seen.append)
