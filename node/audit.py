@@ -17,6 +17,7 @@ from permitnet.node.errors import AuditChainError
 from permitnet.protocol import encode_cbor
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
 
     from permitnet.node.store import Store, Tx
@@ -26,6 +27,7 @@ __all__ = [
     "AuditEntry",
     "append",
     "append_many",
+    "append_on",
     "entries",
     "row_hash",
     "verify_chain",
@@ -57,36 +59,26 @@ def row_hash(
     return hashlib.sha256(prev_hash + body).digest()
 
 
-async def append(
-    tx: Tx, *, at: int, actor: str, action: str, subject: str, detail: dict[str, Any]
+_INSERT: Final = (
+    "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) "
+    "VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
+def append_on(
+    conn: sqlite3.Connection,
+    *,
+    at: int,
+    actor: str,
+    rows: Sequence[tuple[str, str, dict[str, Any]]],
 ) -> int:
-    """Append a row inside the transaction ``tx``; return its sequence number."""
-    last = await tx.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-    seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, bytes(last[1]))
-    detail_text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
-    digest = row_hash(
-        prev, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=detail_text
-    )
-    await tx.execute(
-        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) "
-        "VALUES (?,?,?,?,?,?,?,?)",
-        (seq, at, actor, action, subject, detail_text, prev, digest),
-    )
-    return seq
+    """Append ``(action, subject, detail)`` rows, in order, on the connection itself.
 
-
-async def append_many(
-    tx: Tx, *, at: int, actor: str, rows: Sequence[tuple[str, str, dict[str, Any]]]
-) -> None:
-    """Append ``(action, subject, detail)`` rows inside ``tx`` with two database calls.
-
-    The chain is the same as :func:`append` called once per row, in order: the batched
-    receive path (``node/exchange.py``) uses it so that storing a hundred received documents
-    does not cost two hundred round trips to the database thread.
+    For :meth:`Tx.run <permitnet.node.store_exchange.ExchangeMixin.run>`, inside a
+    transaction: the last row is read and the new rows written in one round trip to the
+    database thread. Returns the sequence number of the last row appended.
     """
-    if not rows:
-        return
-    last = await tx.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (0, GENESIS_HASH) if last is None else (last[0], bytes(last[1]))
     values = []
     for action, subject, detail in rows:
@@ -97,11 +89,28 @@ async def append_many(
         )
         values.append((seq, at, actor, action, subject, detail_text, prev, digest))
         prev = digest
-    await tx.conn.executemany(
-        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) "
-        "VALUES (?,?,?,?,?,?,?,?)",
-        values,
-    )
+    conn.executemany(_INSERT, values)
+    return seq
+
+
+async def append(
+    tx: Tx, *, at: int, actor: str, action: str, subject: str, detail: dict[str, Any]
+) -> int:
+    """Append a row inside the transaction ``tx``; return its sequence number."""
+    return await tx.run(append_on, at=at, actor=actor, rows=[(action, subject, detail)])
+
+
+async def append_many(
+    tx: Tx, *, at: int, actor: str, rows: Sequence[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """Append ``(action, subject, detail)`` rows inside ``tx`` in one database round trip.
+
+    The chain is the same as :func:`append` called once per row, in order: the batched
+    receive path (``node/exchange.py``) uses it so that storing a hundred received documents
+    does not cost two hundred round trips to the database thread.
+    """
+    if rows:
+        await tx.run(append_on, at=at, actor=actor, rows=rows)
 
 
 async def entries(

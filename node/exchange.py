@@ -46,6 +46,7 @@ from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable, Sequence
 
     from permitnet.node.keystore import SigningKey
@@ -101,22 +102,32 @@ class _Group:
     accepted: list[str] = field(default_factory=list)
 
 
-async def _known(tx: Tx, ids: list[str], needed: list[str]) -> _Group:
-    """Return which ids are held or pending, and whether any document waits for another.
+def _known_on(
+    conn: sqlite3.Connection,
+    ids: list[str],
+    needed: list[str],
+    nonces: list[tuple[str, str, int, int]],
+) -> _Group:
+    """Record the group's nonces; return which ids are held or pending, and who waits.
 
-    One query per 500 ids, covering the documents of the group and those they refer to.
+    For ``Tx.run``: one round trip to the database thread. One query per 500 ids, covering
+    the documents of the group and those they refer to.
     """
+    if nonces:
+        conn.executemany(
+            "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES (?,?,?,?)", nonces
+        )
     wanted = sorted(set(ids) | set(needed))
     state = _Group(held=set(), pending=set())
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
-        rows = await tx.fetchall(
+        rows = conn.execute(
             f"SELECT 'held', id FROM documents WHERE id IN ({marks}) UNION ALL "  # noqa: S608 - only placeholders are interpolated
             f"SELECT 'pending', document_id FROM inbound_pending WHERE document_id IN ({marks}) "
             "UNION ALL SELECT 'waiting', count(*) FROM inbound_pending WHERE reason = 'dependency'",
             chunk + chunk,
-        )
+        ).fetchall()
         for kind, value in rows:
             if kind == "held":
                 state.held.add(value)
@@ -242,13 +253,11 @@ class InboundPipeline:
             if isinstance(check, SignedDocument) and (ref := refers_to(check.document)) is not None
         ]
         async with self._store.transaction() as tx:
-            state = await _known(tx, ids, needed)
-            nonces = [r.nonce for r in group if r.nonce is not None]
-            if nonces:
-                await tx.conn.executemany(
-                    "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES (?,?,?,?)",
-                    [(kid.hex(), n.hex(), tx.now, exp) for kid, n, exp in nonces],
-                )
+            nonces = [
+                (kid.hex(), n.hex(), tx.now, exp)
+                for kid, n, exp in (r.nonce for r in group if r.nonce is not None)
+            ]
+            state = await tx.run(_known_on, ids, needed, nonces)
             answers = []
             for request in group:
                 decisions = []

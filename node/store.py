@@ -205,70 +205,16 @@ class Tx(ExchangeMixin):
         """Store documents not stored yet, with their items, events and audit rows, in bulk.
 
         The same rows as :meth:`insert_document` called once per record (without outbox rows),
-        written with a handful of ``executemany`` calls: the batched receive path uses it.
+        written with a handful of ``executemany`` calls in one round trip to the database
+        thread: the receive path uses it.
         The caller has checked, in this transaction, that none of the ids is stored.
 
         Raises:
             sqlite3.IntegrityError: an id is already stored (the transaction is rolled back).
         """
-        if not records:
-            return
-        await self.conn.executemany(
-            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed column list
-            [
-                (
-                    r.id,
-                    r.raw,
-                    r.doc_type,
-                    r.issuer,
-                    r.recipient,
-                    r.issued_at,
-                    r.refers_to,
-                    r.reference,
-                    r.estimate_year,
-                    r.valid_until,
-                    r.direction,
-                    int(r.electronically_verified),
-                    r.state,
-                    self.now,
-                )
-                for r in records
-            ],
-        )
-        await self.conn.executemany(
-            "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
-            "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
-            [
-                (r.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
-                for r in records
-                for i, it in enumerate(r.items)
-            ],
-        )
-        details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
-        # A multi-row INSERT ... RETURNING gives the new event numbers in the same call
-        # (executemany cannot return them), 1000 rows (7000 parameters) at a time to stay
-        # below SQLite's limit on parameters.
-        rows: list[Sequence[Any]] = []
-        for start in range(0, len(records), 1000):
-            chunk = list(zip(records, details, strict=True))[start : start + 1000]
-            marks = ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
-            params = [
-                value
-                for r, d in chunk
-                for value in (self.now, "document", r.id, None, r.state, actor, json.dumps(d))
-            ]
-            rows += await self.fetchall(
-                "INSERT INTO events (at, kind, subject, from_state, to_state, actor, detail) "  # noqa: S608 - only placeholders are interpolated
-                f"VALUES {marks} RETURNING seq",
-                params,
-            )
-        self.new_events.extend(sorted(r[0] for r in rows))
-        await audit.append_many(
-            self,
-            at=self.now,
-            actor=actor,
-            rows=[(f"store {r.doc_type}", r.id, d) for r, d in zip(records, details, strict=True)],
-        )
+        if records:
+            seqs = await self.run(_insert_new_documents_on, records, actor=actor, now=self.now)
+            self.new_events.extend(seqs)
 
     async def get_document(self, document_id: str) -> DocumentRecord:
         """Return a stored document.
@@ -376,6 +322,69 @@ class Tx(ExchangeMixin):
         )
         await self.audit("node", f"alert {kind}", document_id, detail)
         return alert_id
+
+
+def _insert_new_documents_on(
+    conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
+) -> list[int]:
+    """:meth:`Tx.insert_new_documents` on the database thread; return the new event numbers."""
+    conn.executemany(
+        f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed column list
+        [
+            (
+                r.id,
+                r.raw,
+                r.doc_type,
+                r.issuer,
+                r.recipient,
+                r.issued_at,
+                r.refers_to,
+                r.reference,
+                r.estimate_year,
+                r.valid_until,
+                r.direction,
+                int(r.electronically_verified),
+                r.state,
+                now,
+            )
+            for r in records
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
+        "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
+        [
+            (r.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
+            for r in records
+            for i, it in enumerate(r.items)
+        ],
+    )
+    details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
+    # A multi-row INSERT ... RETURNING gives the new event numbers in the same call
+    # (executemany cannot return them), 1000 rows (7000 parameters) at a time to stay
+    # below SQLite's limit on parameters.
+    seqs: list[int] = []
+    for start in range(0, len(records), 1000):
+        chunk = list(zip(records, details, strict=True))[start : start + 1000]
+        marks = ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
+        params = [
+            value
+            for r, d in chunk
+            for value in (now, "document", r.id, None, r.state, actor, json.dumps(d))
+        ]
+        rows = conn.execute(
+            "INSERT INTO events (at, kind, subject, from_state, to_state, actor, detail) "  # noqa: S608 - only placeholders are interpolated
+            f"VALUES {marks} RETURNING seq",
+            params,
+        ).fetchall()
+        seqs.extend(r[0] for r in rows)
+    audit.append_on(
+        conn,
+        at=now,
+        actor=actor,
+        rows=[(f"store {r.doc_type}", r.id, d) for r, d in zip(records, details, strict=True)],
+    )
+    return sorted(seqs)
 
 
 class Store:

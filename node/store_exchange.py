@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from permitnet.node.errors import NotFoundError, ReplayError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import sqlite3
+    from collections.abc import Awaitable, Callable, Sequence
 
     import aiosqlite
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 __all__ = ["ExchangeMixin", "OutboxEntry", "PendingEntry", "QuarantineEntry"]
 
@@ -114,6 +118,24 @@ class ExchangeMixin:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         """Run a query and return all rows."""
         return list(await self.conn.execute_fetchall(sql, params))
+
+    async def run(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(connection, *args)`` on the database thread, in this transaction.
+
+        One round trip for any number of statements: each ``await`` of the other methods is a
+        hop to the database thread and back, and on a busy event loop each hop waits behind
+        the requests being handled, so a transaction of many hops holds the writer's turn
+        long. ``fn`` must only run SQL on the connection it is given; its ``sqlite3.Error``
+        reaches the caller as from any other method.
+        """
+        # aiosqlite has no public call for "run this function on the connection's thread";
+        # its execute helpers are themselves built on these two private members (aiosqlite
+        # 0.17 to 0.22). tests/node/test_store.py exercises them, so a change fails loudly.
+        raw = self.conn._conn  # noqa: SLF001
+        execute: Callable[..., Awaitable[T]] = self.conn._execute  # noqa: SLF001
+        return await execute(fn, raw, *args, **kwargs)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         """Run a query and return the first row, or None."""
