@@ -1,6 +1,7 @@
 """Node benchmarks: issuing, receiving over loopback (c=16), and end-to-end chain latency.
 
-Run: ``.venv/bin/python benchmarks/bench_node.py`` (about 30-60 s on the project machine).
+Run: ``.venv/bin/python benchmarks/bench_node.py`` (about 10-20 s on the project machine;
+``--quick`` for a smoke run of a few seconds).
 
 Printed beside the figures, measured in the same run:
 
@@ -436,7 +437,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--chains", type=int, default=50)
     parser.add_argument("--serve-receiver", nargs=2, metavar=("PORT_FILE", "DIR"))
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts: checks the benchmark runs"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.issue, args.single, args.batched, args.chains = 20, 200, 1000, 3
     if args.serve_receiver:
         serve_receiver(Path(args.serve_receiver[0]), Path(args.serve_receiver[1]))
         return
