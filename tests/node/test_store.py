@@ -284,3 +284,24 @@ async def test_sqlite_errors_are_wrapped(store: Store) -> None:
             await tx.execute("INSERT INTO documents (id) VALUES ('x')")
     # The connection is still usable afterwards.
     assert await store.query("SELECT count(*) FROM documents") == [(0,)]
+
+
+def _count_and_insert(conn: sqlite3.Connection, document_id: str, *, fail: bool) -> int:
+    conn.execute(
+        "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES ('k',?,1,2)", (document_id,)
+    )
+    if fail:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+    return int(conn.execute("SELECT count(*) FROM nonces").fetchone()[0])
+
+
+async def test_tx_run_is_one_step_of_the_transaction(store: Store) -> None:
+    # Tx.run executes a function on the database thread inside the open transaction: what it
+    # writes commits or rolls back with the rest, and its SQLite errors are the store's errors.
+    async with store.transaction() as tx:
+        assert await tx.run(_count_and_insert, "n1", fail=False) == 1
+        assert await tx.fetchall("SELECT nonce FROM nonces") == [("n1",)]
+    with pytest.raises(StoreError, match=r"refused the change.*no_such_table"):
+        async with store.transaction() as tx:
+            await tx.run(_count_and_insert, "n2", fail=True)
+    assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
