@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -37,7 +37,7 @@ from permitnet.node.store import DocumentRecord, Store
 from permitnet.node.store_exchange import OutboxEntry
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable, Coroutine
     from pathlib import Path
 
 DE_KEY = SigningKey.from_seed(bytes(range(32)))
@@ -336,11 +336,18 @@ async def test_cancelled_just_as_woken_the_worker_stops(store: Store) -> None:
             verify_receipt=check_receipt,
             idle_poll_seconds=60,
         )
-        task = asyncio.create_task(worker.run())
-        for _ in range(100):  # until it is idle, waiting to be woken
-            await asyncio.sleep(0.01)
-        worker.wake()
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=5)
-        assert task in done
-        assert task.cancelled()
+        await assert_stops_when_cancelled_as_woken(worker.run, worker.wake)
+
+
+async def assert_stops_when_cancelled_as_woken(
+    run: Callable[[], Coroutine[Any, Any, None]], wake: Callable[[], None]
+) -> None:
+    """Start a worker, let it go idle, then wake and cancel it in the same loop iteration."""
+    task = asyncio.create_task(run())
+    for _ in range(10):  # until it is idle, waiting to be woken
+        await asyncio.sleep(0.01)
+    wake()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done
+    assert task.cancelled()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
@@ -23,6 +22,7 @@ from permitnet.protocol.doc_examples import (
     example_seed,
 )
 from permitnet.protocol.signed import SignedDocument
+from tests.node.test_delivery import assert_stops_when_cancelled_as_woken
 from tests.node.test_exchange import NOW, make_view
 
 if TYPE_CHECKING:
@@ -170,10 +170,4 @@ async def test_pull_worker_cancelled_just_as_woken_stops() -> None:
             clock=lambda: NOW,
             interval_seconds=60,
         )
-        task = asyncio.create_task(worker.run())
-        await asyncio.sleep(0.05)
-        worker.wake()
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=5)
-        assert task in done
-        assert task.cancelled()
+        await assert_stops_when_cancelled_as_woken(worker.run, worker.wake)
