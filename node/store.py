@@ -430,6 +430,22 @@ class Store:
             raise
         return store
 
+    @classmethod
+    @asynccontextmanager
+    async def opened(
+        cls, path: Path, *, clock: Clock | None = None, synchronous: str = "FULL"
+    ) -> AsyncIterator[Store]:
+        """:meth:`open` the database for the block and close it after, whatever happens.
+
+        Raises:
+            StoreError: the file cannot be opened or migrated.
+        """
+        store = await cls.open(path, clock=clock, synchronous=synchronous)
+        try:
+            yield store
+        finally:
+            await store.close()
+
     async def close(self) -> None:
         """Close the connection."""
         await self._conn.close()

@@ -190,8 +190,7 @@ async def create_users(database: Path, country: str) -> dict[str, dict[str, str]
 
 async def create_api_token(database: Path, country: str) -> str:
     """Create an API token (read and draft scopes) for a national system; return its secret."""
-    store = await Store.open(database)
-    try:
+    async with Store.opened(database) as store:
         _token, secret = await create_token(
             store,
             name="national-system",
@@ -199,8 +198,6 @@ async def create_api_token(database: Path, country: str) -> str:
             scopes=["read", "draft"],
             created_by="demo",
         )
-    finally:
-        await store.close()
     return secret
 
 

@@ -142,17 +142,13 @@ def _init(args: argparse.Namespace) -> int:
 
 
 async def _init_database(config: NodeConfig, key: SigningKey) -> None:
-    store = await Store.open(config.database_path)
-    try:
-        async with store.transaction() as tx:
-            await tx.audit(
-                "operator",
-                "node init",
-                config.country,
-                {"kid": key.kid.hex(), "plaintext_key": config.insecure_plaintext_key},
-            )
-    finally:
-        await store.close()
+    async with Store.opened(config.database_path) as store, store.transaction() as tx:
+        await tx.audit(
+            "operator",
+            "node init",
+            config.country,
+            {"kid": key.kid.hex(), "plaintext_key": config.insecure_plaintext_key},
+        )
 
 
 def _load_config(args: argparse.Namespace) -> NodeConfig:
@@ -206,13 +202,10 @@ def _token_create(args: argparse.Namespace) -> int:
     config = _load_config(args)
 
     async def run() -> tuple[tokens.ApiToken, str]:
-        store = await Store.open(config.database_path)
-        try:
+        async with Store.opened(config.database_path) as store:
             return await tokens.create_token(
                 store, name=args.name, actor=args.actor, scopes=args.scopes, created_by="operator"
             )
-        finally:
-            await store.close()
 
     token, secret = asyncio.run(run())
     print(
@@ -228,11 +221,8 @@ def _token_list(args: argparse.Namespace) -> int:
     config = _load_config(args)
 
     async def run() -> list[tokens.ApiToken]:
-        store = await Store.open(config.database_path)
-        try:
+        async with Store.opened(config.database_path) as store:
             return await tokens.list_tokens(store)
-        finally:
-            await store.close()
 
     for t in asyncio.run(run()):
         state = "active" if t.revoked_at is None else f"revoked at {t.revoked_at}"
@@ -244,11 +234,8 @@ def _token_revoke(args: argparse.Namespace) -> int:
     config = _load_config(args)
 
     async def run() -> None:
-        store = await Store.open(config.database_path)
-        try:
+        async with Store.opened(config.database_path) as store:
             await tokens.revoke_token(store, args.token_id, revoked_by="operator")
-        finally:
-            await store.close()
 
     asyncio.run(run())
     print(f"token {args.token_id} revoked")
@@ -259,11 +246,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     config = _load_config(args)
 
     async def run() -> int:
-        store = await Store.open(config.database_path)
-        try:
+        async with Store.opened(config.database_path) as store:
             return await audit.verify_chain(store)
-        finally:
-            await store.close()
 
     rows = asyncio.run(run())
     print(f"audit log verified: {rows} rows, hash chain intact")

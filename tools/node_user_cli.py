@@ -99,16 +99,13 @@ def _run(
 
     async def run() -> None:
         # The store is opened first: it applies the node's migrations and owns the audit log.
-        store = await Store.open(config.database_path)
-        try:
+        async with Store.opened(config.database_path) as store:
             async with AccountStore.open(config.database_path) as accounts:
                 audited = await change(accounts)
             if audited is not None:
                 action, subject, detail = audited
                 async with store.transaction() as tx:
                     await tx.audit(cli_actor(), action, subject, {"via": "cli", **detail})
-        finally:
-            await store.close()
 
     try:
         asyncio.run(run())

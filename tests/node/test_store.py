@@ -305,3 +305,18 @@ async def test_tx_run_is_one_step_of_the_transaction(store: Store) -> None:
         async with store.transaction() as tx:
             await tx.run(_count_and_insert, "n2", fail=True)
     assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
+
+
+async def test_opened_closes_the_store_after_the_block_even_on_error(tmp_path: Path) -> None:
+    kept: list[Store] = []
+
+    async def use_then_fail() -> None:
+        async with Store.opened(tmp_path / "n.sqlite3") as store:
+            kept.append(store)
+            assert await store.schema_version() >= 1
+            raise RuntimeError("the command failed")
+
+    with pytest.raises(RuntimeError, match="the command failed"):
+        await use_then_fail()
+    with pytest.raises(ValueError, match="closed"):
+        await kept[0].schema_version()
