@@ -45,6 +45,13 @@ _DOC_COLUMNS: Final = (
     "id, raw, doc_type, issuer, recipient, issued_at, refers_to, reference, estimate_year, "
     "valid_until, direction, electronically_verified, state, stored_at"
 )
+_INSERT_DOCUMENT: Final = (
+    f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608 - fixed column list
+)
+_INSERT_ITEMS: Final = (
+    "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
+    "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)"
+)
 
 
 def _system_clock() -> int:
@@ -152,36 +159,13 @@ class Tx(ExchangeMixin):
         """
         # ON CONFLICT only covers the identifier: any other constraint still aborts.
         inserted = await self.fetchall(
-            f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "  # noqa: S608 - fixed column list
-            "ON CONFLICT (id) DO NOTHING RETURNING id",
-            (
-                record.id,
-                record.raw,
-                record.doc_type,
-                record.issuer,
-                record.recipient,
-                record.issued_at,
-                record.refers_to,
-                record.reference,
-                record.estimate_year,
-                record.valid_until,
-                record.direction,
-                int(record.electronically_verified),
-                record.state,
-                self.now,
-            ),
+            _INSERT_DOCUMENT + " ON CONFLICT (id) DO NOTHING RETURNING id",
+            _document_row(record, self.now),
         )
         if not inserted:
             return False
         if record.items:
-            await self.conn.executemany(
-                "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
-                "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
-                [
-                    (record.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
-                    for i, it in enumerate(record.items)
-                ],
-            )
+            await self.conn.executemany(_INSERT_ITEMS, _item_rows(record))
         for peer in outbox_peers:
             await self.execute(
                 "INSERT INTO outbox (document_id, peer, created_at, next_attempt_at) "
@@ -324,48 +308,48 @@ class Tx(ExchangeMixin):
         return alert_id
 
 
+def _document_row(r: DocumentRecord, now: int) -> tuple[Any, ...]:
+    """The ``documents`` row of a record, in ``_DOC_COLUMNS`` order, stored at ``now``."""
+    return (
+        r.id,
+        r.raw,
+        r.doc_type,
+        r.issuer,
+        r.recipient,
+        r.issued_at,
+        r.refers_to,
+        r.reference,
+        r.estimate_year,
+        r.valid_until,
+        r.direction,
+        int(r.electronically_verified),
+        r.state,
+        now,
+    )
+
+
+def _item_rows(r: DocumentRecord) -> list[tuple[Any, ...]]:
+    """The ``document_items`` rows of a record."""
+    return [
+        (r.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
+        for i, it in enumerate(r.items)
+    ]
+
+
 def _insert_new_documents_on(
     conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
 ) -> list[int]:
     """:meth:`Tx.insert_new_documents` on the database thread; return the new event numbers."""
-    conn.executemany(
-        f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - fixed column list
-        [
-            (
-                r.id,
-                r.raw,
-                r.doc_type,
-                r.issuer,
-                r.recipient,
-                r.issued_at,
-                r.refers_to,
-                r.reference,
-                r.estimate_year,
-                r.valid_until,
-                r.direction,
-                int(r.electronically_verified),
-                r.state,
-                now,
-            )
-            for r in records
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
-        "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)",
-        [
-            (r.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
-            for r in records
-            for i, it in enumerate(r.items)
-        ],
-    )
+    conn.executemany(_INSERT_DOCUMENT, [_document_row(r, now) for r in records])
+    conn.executemany(_INSERT_ITEMS, [row for r in records for row in _item_rows(r)])
     details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
+    pairs = list(zip(records, details, strict=True))
     # A multi-row INSERT ... RETURNING gives the new event numbers in the same call
     # (executemany cannot return them), 1000 rows (7000 parameters) at a time to stay
     # below SQLite's limit on parameters.
     seqs: list[int] = []
     for start in range(0, len(records), 1000):
-        chunk = list(zip(records, details, strict=True))[start : start + 1000]
+        chunk = pairs[start : start + 1000]
         marks = ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
         params = [
             value
@@ -382,7 +366,7 @@ def _insert_new_documents_on(
         conn,
         at=now,
         actor=actor,
-        rows=[(f"store {r.doc_type}", r.id, d) for r, d in zip(records, details, strict=True)],
+        rows=[(f"store {r.doc_type}", r.id, d) for r, d in pairs],
     )
     return sorted(seqs)
 
