@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALG_EDDSA",
     "COSE_SIGN1_TAG",
+    "Ed25519Check",
     "Sign1Message",
     "key_id",
     "public_key_from_seed",
@@ -248,16 +249,71 @@ class Sign1Message:
             SignatureError: the public key is not 32 bytes.
             InvalidSignatureError: the signature does not verify.
         """
+        check = self.signature_check(public_key)
+        return self.checked_payload(check, holds=check.holds())
+
+    def signature_check(self, public_key: bytes) -> Ed25519Check:
+        """Return the Ed25519 verification this message needs, to be run by the caller.
+
+        :meth:`verify` is this, :meth:`Ed25519Check.holds`, then :meth:`checked_payload`. A
+        caller that runs many checks elsewhere (the node runs them in batches in a worker
+        process) uses the three steps itself.
+
+        Raises:
+            SignatureError: the public key is not 32 bytes.
+        """
         if not isinstance(public_key, bytes) or len(public_key) != _KEY_SIZE:
             raise SignatureError("an Ed25519 public key is 32 bytes")
-        to_be_signed = _sig_structure(self.protected_bytes, self.payload)
-        try:
-            # libsodium refuses non-canonical S (S >= L) and small-order keys and R, so a
-            # malleated signature never verifies.
-            nacl.bindings.crypto_sign_open(self.signature + to_be_signed, public_key)
-        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as e:
-            raise InvalidSignatureError("the signature does not verify with this key") from e
+        return Ed25519Check(
+            public_key=public_key,
+            signature=self.signature,
+            message=_sig_structure(self.protected_bytes, self.payload),
+        )
+
+    def checked_payload(self, check: Ed25519Check, *, holds: bool) -> bytes:
+        """Return the payload, given the outcome of this message's :meth:`signature_check`.
+
+        Args:
+            check: what :meth:`signature_check` returned for this message.
+            holds: whether ``check`` held, as :meth:`Ed25519Check.holds` answers it.
+
+        Raises:
+            SignatureError: ``check`` is not this message's.
+            InvalidSignatureError: the check did not hold.
+        """
+        if check.signature != self.signature or check.message != _sig_structure(
+            self.protected_bytes, self.payload
+        ):
+            raise SignatureError("the signature check given is another message's")
+        if not holds:
+            raise InvalidSignatureError("the signature does not verify with this key")
         return self.payload
+
+
+@dataclass(frozen=True, slots=True)
+class Ed25519Check:
+    """One Ed25519 verification, apart from the parsing around it.
+
+    Everything in it is public: the key, the signature and the bytes signed (for COSE_Sign1,
+    the Sig_structure). :meth:`holds` runs it in this thread; the node may run the same check
+    in a worker process (``node/signature_worker.py``) with the same libsodium call.
+    """
+
+    public_key: bytes
+    signature: bytes
+    message: bytes
+
+    def holds(self) -> bool:
+        """Whether the signature verifies.
+
+        libsodium refuses non-canonical S (S >= L) and small-order keys and R, so a malleated
+        signature never verifies.
+        """
+        try:
+            nacl.bindings.crypto_sign_open(self.signature + self.message, self.public_key)
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError):
+            return False
+        return True
 
 
 @lru_cache(maxsize=512)

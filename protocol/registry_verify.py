@@ -7,6 +7,7 @@ entry.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from permitnet.protocol.registry_errors import KeyNotValidError, UnknownKeyError
@@ -14,9 +15,10 @@ from permitnet.protocol.signed import SignedDocument, parse_document
 
 if TYPE_CHECKING:
     from permitnet.protocol.catalogue import Catalogue
+    from permitnet.protocol.cose import Ed25519Check, Sign1Message
     from permitnet.protocol.registry_view import RegistryView
 
-__all__ = ["MAX_CLOCK_SKEW", "verify_document"]
+__all__ = ["MAX_CLOCK_SKEW", "UncheckedDocument", "prepare_document", "verify_document"]
 
 #: How far in the future a document's issue time may be (clocks of two ministries differ).
 MAX_CLOCK_SKEW: Final = 300
@@ -46,6 +48,52 @@ def verify_document(
             the issue time is in the future.
         KeyRevokedError: the key was revoked as compromised at or before the issue time.
     """
+    unchecked = prepare_document(raw, view)
+    return unchecked.finish(holds=unchecked.check.holds(), view=view, now=now, catalogue=catalogue)
+
+
+@dataclass(frozen=True, slots=True)
+class UncheckedDocument:
+    """A document parsed and matched to its registered key, its signature not yet checked.
+
+    :func:`verify_document` is :func:`prepare_document`, ``check.holds()`` and :meth:`finish`;
+    a caller that runs the Ed25519 checks of many documents elsewhere (the node: in a worker
+    process, in batches) takes the three steps itself. Nothing in it may be trusted before
+    :meth:`finish` returns.
+    """
+
+    message: Sign1Message
+    #: The Ed25519 verification to run, with the key the registry lists for the kid.
+    check: Ed25519Check
+
+    def finish(
+        self, *, holds: bool, view: RegistryView, now: int, catalogue: Catalogue | None = None
+    ) -> SignedDocument:
+        """Return the verified document, given whether :attr:`check` held.
+
+        Raises:
+            The errors of :func:`verify_document` after the key lookup.
+        """
+        signed = SignedDocument.from_checked(
+            self.message, self.check, holds=holds, catalogue=catalogue
+        )
+        document = signed.document
+        if document.issued_at > now + MAX_CLOCK_SKEW:
+            raise KeyNotValidError(
+                f"document issued at {document.issued_at}, more than {MAX_CLOCK_SKEW} s after "
+                f"now ({now})"
+            )
+        view.check_signer(signed.kid, document.issuer, document.issued_at)
+        return signed
+
+
+def prepare_document(raw: bytes, view: RegistryView) -> UncheckedDocument:
+    """Parse a signed document and find its registered key: the first step of verifying it.
+
+    Raises:
+        UnknownKeyError: the registry does not list the signing key.
+        DecodeError, SignatureError: the bytes are not a permitnet signed document.
+    """
     # Parsed once: the kid is read from it, then the same message is verified.
     message = parse_document(raw)
     kid = message.kid
@@ -56,12 +104,4 @@ def verify_document(
             f"document signed by key {kid.hex()}, which registry snapshot {view.version} "
             "does not list"
         )
-    signed = SignedDocument.verify_parsed(message, key.public_key, catalogue=catalogue)
-    document = signed.document
-    if document.issued_at > now + MAX_CLOCK_SKEW:
-        raise KeyNotValidError(
-            f"document issued at {document.issued_at}, more than {MAX_CLOCK_SKEW} s after "
-            f"now ({now})"
-        )
-    view.check_signer(kid, document.issuer, document.issued_at)
-    return signed
+    return UncheckedDocument(message=message, check=message.signature_check(key.public_key))

@@ -29,6 +29,7 @@ from permitnet.protocol.errors import DecodeError, DocumentError, SignatureError
 
 if TYPE_CHECKING:
     from permitnet.protocol.catalogue import Catalogue
+    from permitnet.protocol.cose import Ed25519Check
 
 __all__ = [
     "CONTENT_TYPE",
@@ -218,11 +219,32 @@ class SignedDocument:
         Raises:
             The same errors as :meth:`verify`, after parsing.
         """
+        check = message.signature_check(public_key)
+        return cls.from_checked(message, check, holds=check.holds(), catalogue=catalogue)
+
+    @classmethod
+    def from_checked(
+        cls,
+        message: Sign1Message,
+        check: Ed25519Check,
+        *,
+        holds: bool,
+        catalogue: Catalogue | None = None,
+    ) -> SignedDocument:
+        """Finish :meth:`verify_parsed` with a signature check the caller ran itself.
+
+        ``check`` is ``message.signature_check(public_key)`` and ``holds`` its outcome, run
+        where the caller chose (the node runs batches of them in a worker process).
+
+        Raises:
+            The same errors as :meth:`verify_parsed`.
+        """
         # The document checks are cheap next to the CBOR parse: they run again, so that no
         # message skips them whatever made it.
         raw = message.raw
+        public_key = check.public_key
         _check_document_message(message)
-        payload_bytes = message.verify(public_key)
+        payload_bytes = message.checked_payload(check, holds=holds)
         if message.kid != key_id(public_key):
             raise SignatureError("the kid in the protected header is not this public key's")
         payload = decode_cbor(
