@@ -12,8 +12,8 @@ Printed beside the figures, measured in the same run:
 
 The raw limits are measured in CPU seconds of one core (``time.process_time``), and the
 receiving node's throughput is printed both per wall-clock second and per CPU-second of its
-process (from ``/proc``): on a shared machine the wall-clock figure depends on who else runs,
-the per-CPU-second ratio much less.
+processes (from ``/proc``; the node and its signature worker): on a shared machine the
+wall-clock figure depends on who else runs, the per-CPU-second ratio much less.
 
 The receiving node runs in a child process (``--serve-receiver``) so that the load generator
 and the node each have a core, as two machines would. Nodes use their production settings
@@ -101,9 +101,16 @@ def now() -> int:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    """User + system CPU time so far of a process and its live children (Linux ``/proc``).
+
+    The children count: the node checks signatures in a worker process.
+    """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            total += process_cpu_seconds(int(child))
+    return total
 
 
 # Raw limits --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from permitnet.node.errors import AuditChainError
+from permitnet.node.store_exchange import insert_rows
 from permitnet.protocol import encode_cbor
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def append_on(
         )
         values.append((seq, at, actor, action, subject, detail_text, prev, digest))
         prev = digest
-    conn.executemany(_INSERT, values)
+    insert_rows(conn, _INSERT, values)
     return seq
 
 

@@ -37,7 +37,7 @@ DEFAULT_PASSPHRASE_ENV: Final = "PERMITNET_KEY_PASSPHRASE"  # noqa: S105 - a var
 _FORMAT: Final = "permitnet-node-config-1"
 #: The optional ``[exchange]`` table of ``node.toml`` and the settings it may hold.
 _EXCHANGE_TABLE: Final = "exchange"
-_EXCHANGE_SETTINGS: Final = frozenset({"pull_from", "pull_interval_seconds"})
+_EXCHANGE_SETTINGS: Final = frozenset({"pull_from", "pull_interval_seconds", "signature_worker"})
 #: Bounds on how often a node behind NAT polls its peers: more often than once a second is
 #: load without benefit, less often than once a day leaves documents waiting too long.
 MIN_PULL_INTERVAL_SECONDS: Final = 1.0
@@ -130,6 +130,8 @@ class NodeConfig:
         pull_from: peers this node fetches the documents addressed to it from, because it
             cannot accept inbound connections (``[exchange]`` table of ``node.toml``).
         pull_interval_seconds: how often those peers are polled.
+        signature_worker: check received signatures in a worker process, on another core
+            (``node/signature_worker.py``); false checks them on the event loop.
     """
 
     data_dir: Path
@@ -152,6 +154,7 @@ class NodeConfig:
     max_request_bytes: int = 1024 * 1024
     pull_from: tuple[str, ...] = ()
     pull_interval_seconds: float = 30.0
+    signature_worker: bool = True
 
     def __post_init__(self) -> None:
         validate_country(self.country)
@@ -188,6 +191,10 @@ class NodeConfig:
             raise ConfigError(
                 f"pull_interval_seconds must be {MIN_PULL_INTERVAL_SECONDS:g} to "
                 f"{MAX_PULL_INTERVAL_SECONDS:g} seconds, got {interval!r}"
+            )
+        if not isinstance(self.signature_worker, bool):
+            raise ConfigError(
+                f"signature_worker must be true or false, got {self.signature_worker!r}"
             )
 
     def path(self, relative: Path) -> Path:
@@ -257,6 +264,8 @@ class NodeConfig:
             "# Peers to fetch documents from when this node cannot accept inbound connections.",
             f"pull_from = [{', '.join(q(c) for c in self.pull_from)}]",
             f"pull_interval_seconds = {float(self.pull_interval_seconds)!r}",
+            "# Check received signatures in a worker process, on another core (false: in-process).",
+            f"signature_worker = {'true' if self.signature_worker else 'false'}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -372,4 +381,11 @@ def _exchange_settings(table: object) -> dict[str, object]:
                 f"seconds, got {type(interval).__name__}"
             )
         values["pull_interval_seconds"] = float(interval)
+    if "signature_worker" in table:
+        if not isinstance(table["signature_worker"], bool):
+            raise ConfigError(
+                f"node.toml: [{_EXCHANGE_TABLE}] signature_worker must be true or false, got "
+                f"{type(table['signature_worker']).__name__}"
+            )
+        values["signature_worker"] = table["signature_worker"]
     return values

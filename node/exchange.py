@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from permitnet.node.config import DEFAULT_REGISTRY_GRACE_SECONDS
@@ -39,23 +39,38 @@ from permitnet.node.exchange_checks import (
     make_receipt_verifier,
     verify_received,
 )
-from permitnet.node.peer_wire import DocumentResult, Outcome
+from permitnet.node.exchange_plain import (
+    CHUNK,
+    Decision,
+    KnownIds,
+    NotPlainError,
+    PlainDocument,
+    Request,
+    known_on,
+    write_plain_on,
+)
+from permitnet.node.peer_wire import DocumentResult
 from permitnet.node.registry_fetch import Freshness, classify
+from permitnet.node.signature_worker import IN_THREAD
 from permitnet.protocol.documents import DeliveryReceipt, refers_to
 from permitnet.protocol.errors import ProtocolError
+from permitnet.protocol.registry_verify import UncheckedDocument, prepare_document
 from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Callable, Sequence
 
     from permitnet.node.keystore import SigningKey
     from permitnet.node.registry_holder import RegistryHolder
+    from permitnet.node.signature_worker import SignatureChecks
     from permitnet.node.store import DocumentRecord, Store, Tx
+    from permitnet.protocol.cose import Ed25519Check
+    from permitnet.protocol.registry_view import RegistryView
 
 __all__ = [
     "InboundPipeline",
     "LifecycleApplier",
+    "PreparedDocuments",
     "ReceiptError",
     "ReceivedApplier",
     "make_receipt_verifier",
@@ -66,76 +81,40 @@ log = logging.getLogger(__name__)
 
 #: Most pending documents one transaction releases when what they wait for arrives.
 _MAX_RELEASE: Final = 1000
-#: Most ids in one ``IN (...)`` query (SQLite allows 32766 parameters; stay far below).
-_CHUNK: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
-class _Decision:
-    raw: bytes
-    id: bytes
-    outcome: Outcome
-    reason: str
-    #: Who the receipt is addressed to: the document's issuer, else the pushing peer.
-    counterpart: str | None
+class PreparedDocuments:
+    """A received batch parsed, each document matched to its key; see ``InboundPipeline.prepare``.
 
-
-@dataclass(slots=True)
-class _Request:
-    raws: Sequence[bytes]
-    checks: list[SignedDocument | str]
-    from_peer: str | None
-    nonce: tuple[bytes, bytes, int] | None
-    usable: bool
-    answer: asyncio.Future[list[_Decision]]
-
-
-@dataclass(slots=True)
-class _Group:
-    """What one transaction knows: ids held, ids pending, and certificates to write in bulk."""
-
-    held: set[str]
-    pending: set[str]
-    #: Whether any document waits in ``inbound_pending`` for another (or starts to, here).
-    dependents_waiting: bool = False
-    plain: list[DocumentRecord] = field(default_factory=list)
-    accepted: list[str] = field(default_factory=list)
-
-
-def _known_on(
-    conn: sqlite3.Connection,
-    ids: list[str],
-    needed: list[str],
-    nonces: list[tuple[str, str, int, int]],
-) -> _Group:
-    """Record the group's nonces; return which ids are held or pending, and who waits.
-
-    For ``Tx.run``: one round trip to the database thread. One query per 500 ids, covering
-    the documents of the group and those they refer to.
+    Each item is a document awaiting its signature check, or why it is refused already.
     """
-    if nonces:
-        conn.executemany(
-            "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES (?,?,?,?)", nonces
-        )
-    wanted = sorted(set(ids) | set(needed))
-    state = _Group(held=set(), pending=set())
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT 'held', id FROM documents WHERE id IN ({marks}) UNION ALL "  # noqa: S608 - only placeholders are interpolated
-            f"SELECT 'pending', document_id FROM inbound_pending WHERE document_id IN ({marks}) "
-            "UNION ALL SELECT 'waiting', count(*) FROM inbound_pending WHERE reason = 'dependency'",
-            chunk + chunk,
-        ).fetchall()
-        for kind, value in rows:
-            if kind == "held":
-                state.held.add(value)
-            elif kind == "pending":
-                state.pending.add(value)
-            else:
-                state.dependents_waiting = state.dependents_waiting or bool(value)
-    return state
+
+    raws: Sequence[bytes]
+    now: int
+    usable: bool
+    view: RegistryView | None
+    items: list[UncheckedDocument | str]
+
+    @property
+    def checks(self) -> list[Ed25519Check]:
+        """The Ed25519 checks to run, in order: one per document not refused already."""
+        return [item.check for item in self.items if not isinstance(item, str)]
+
+    def finish(self, holds: Sequence[bool]) -> list[SignedDocument | str]:
+        """Each document verified, or why not, given what each of :attr:`checks` answered."""
+        answers = iter(holds)
+        checks: list[SignedDocument | str] = []
+        for item in self.items:
+            if isinstance(item, str):
+                checks.append(item)
+                continue
+            assert self.view is not None  # only prepared when a view was usable
+            try:
+                checks.append(item.finish(holds=next(answers), view=self.view, now=self.now))
+            except ProtocolError as e:
+                checks.append(f"{type(e).__name__}: {e}")
+        return checks
 
 
 class InboundPipeline:
@@ -152,17 +131,20 @@ class InboundPipeline:
         applier: ReceivedApplier,
         clock: Callable[[], int],
         grace_seconds: int = DEFAULT_REGISTRY_GRACE_SECONDS,
+        signatures: SignatureChecks = IN_THREAD,
     ) -> None:
         self._store = store
+        self._signatures = signatures
         self._country = country
         self._receipts = ReceiptSigner(country=country, authority=authority, key=signing_key)
         self._registry = registry
         self._applier = applier
         self._clock = clock
         self._grace = grace_seconds
-        self._waiting: list[_Request] = []
-        # Held by the request writing a transaction; FIFO, so each request writes at most one.
-        self._write_turn = asyncio.Lock()
+        # Requests waiting for the next group, and the task writing the groups.
+        self._waiting: list[Request] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
 
     def registry_usable(self, now: int) -> bool:
         """Whether the registry data may be used to accept documents (within grace)."""
@@ -190,61 +172,118 @@ class InboundPipeline:
         Raises:
             StoreError: the database refused the transaction; nothing of it was stored.
         """
+        prepared = self.prepare(raws)
+        holds = await self._signatures.holds(prepared.checks)
+        return await self.receive_prepared(prepared, holds, from_peer=from_peer, nonce=nonce)
+
+    def prepare(self, raws: Sequence[bytes]) -> PreparedDocuments:
+        """Parse a batch and find each document's registered key: the first step of receiving.
+
+        :meth:`receive` is this, the Ed25519 checks of :attr:`PreparedDocuments.checks` (in
+        the signature worker, with the request's own check when the caller has one), then
+        :meth:`receive_prepared`.
+        """
         now = self._clock()
         usable = self.registry_usable(now)
         view = self._registry.view
-        # Verification is CPU work done before joining the transaction.
-        checks: list[SignedDocument | str] = []
+        items: list[UncheckedDocument | str] = []
         for raw in raws:
             if not usable or view is None:
-                checks.append("registry data is past its grace period")
+                items.append("registry data is past its grace period")
                 continue
             try:
-                checks.append(verify_received(raw, view, now=now))
+                items.append(prepare_document(raw, view))
             except ProtocolError as e:
-                checks.append(f"{type(e).__name__}: {e}")
-        request = _Request(
-            raws=raws,
-            checks=checks,
+                items.append(f"{type(e).__name__}: {e}")
+        return PreparedDocuments(raws=raws, now=now, usable=usable, view=view, items=items)
+
+    async def receive_prepared(
+        self,
+        prepared: PreparedDocuments,
+        holds: Sequence[bool],
+        *,
+        from_peer: str | None,
+        nonce: tuple[bytes, bytes, int] | None = None,
+    ) -> list[DocumentResult]:
+        """:meth:`receive`, given what the Ed25519 checks of ``prepared.checks`` answered."""
+        request = Request(
+            raws=prepared.raws,
+            checks=prepared.finish(holds),
             from_peer=from_peer,
             nonce=nonce,
-            usable=usable,
+            usable=prepared.usable,
             answer=asyncio.get_running_loop().create_future(),
         )
+        if self._closing:
+            raise StoreError("the node is stopping; send again")
+        request.plain = self._plain(request)
         self._waiting.append(request)
-        async with self._write_turn:
-            # A request answered by an earlier group only passes through; otherwise it writes
-            # one transaction for itself and every request that queued meanwhile.
-            if not request.answer.done():
-                await self._write_waiting(request)
-        decisions = await request.answer
-        return [self._result(d, now) for d in decisions]
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_waiting(), name="permitnet-receive-groups"
+            )
+        # Shielded: a request whose sender went away must not cancel its group's answer.
+        decisions = await asyncio.shield(request.answer)
+        return [self._result(d, prepared.now) for d in decisions]
 
-    async def _write_waiting(self, own: _Request) -> None:
-        group, self._waiting = self._waiting, []
-        try:
-            answers = await self._write_group(group)
-        except Exception as e:  # noqa: BLE001 - handed to every request of the group
-            # Each request re-raises it in its own handler (a 5xx to its sender, who retries);
-            # nothing of the group was committed.
-            for request in group:
-                request.answer.set_exception(e)
-            return
-        except BaseException:
-            # The writer itself was cancelled: fail the others rather than leave them waiting
-            # for a transaction nobody will write (nothing of it was committed).
-            for request in group:
-                if request is own:
-                    request.answer.cancel()
-                elif not request.answer.done():
+    def _plain(self, request: Request) -> list[PlainDocument] | None:
+        """The request's documents as plain ones (verified certificates, declarations).
+
+        None when any is not: a refusal, a rule broken, a document the lifecycle applies,
+        stale registry data; the general path decides those.
+        """
+        if not request.usable:
+            return None
+        plain = []
+        for raw, check in zip(request.raws, request.checks, strict=True):
+            if isinstance(check, str) or self._refusal(check) is not None:
+                return None
+            try:
+                record = self._applier.plain_record(check)
+            except ProtocolError:
+                return None
+            if record is None:
+                return None
+            plain.append(PlainDocument(raw, check.id, record))
+        return plain
+
+    async def close(self) -> None:
+        """Let the transactions under way finish; refuse what arrives from now on."""
+        self._closing = True
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+
+    async def _write_waiting(self) -> None:
+        # Every request waiting when a group starts is in it; the next group forms from
+        # those that arrive meanwhile. One task writes them all, so no request waits for a
+        # turn behind requests already answered.
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                answers = await self._write_group(group)
+            except Exception as e:  # noqa: BLE001 - handed to every request of the group
+                # Each request re-raises it in its own handler (a 5xx to its sender, who
+                # retries); nothing of the group was committed.
+                for request in group:
+                    request.answer.set_exception(e)
+                continue
+            except BaseException:
+                # Cancelled (the event loop is stopping): tell the senders to send again.
+                for request in group + self._waiting:
                     request.answer.set_exception(
                         StoreError("the receiving transaction was cancelled; send again")
                     )
-            raise
-        for request, decisions in zip(group, answers, strict=True):
-            request.answer.set_result(decisions)
+                self._waiting = []
+                raise
+            for request, decisions in zip(group, answers, strict=True):
+                request.answer.set_result(decisions)
 
-    async def _write_group(self, group: list[_Request]) -> list[list[_Decision]]:
+    async def _write_group(self, group: list[Request]) -> list[list[Decision]]:
+        if all(request.plain is not None for request in group):
+            try:
+                return await self._store.transact(write_plain_on, group)
+            except NotPlainError:
+                pass  # rolled back: the general path below decides the group
         ids = [document_id(raw).hex() for request in group for raw in request.raws]
         needed = [
             ref.hex()
@@ -257,7 +296,7 @@ class InboundPipeline:
                 (kid.hex(), n.hex(), tx.now, exp)
                 for kid, n, exp in (r.nonce for r in group if r.nonce is not None)
             ]
-            state = await tx.run(_known_on, ids, needed, nonces)
+            state = await tx.run(known_on, ids, needed, nonces)
             answers = []
             for request in group:
                 decisions = []
@@ -274,24 +313,24 @@ class InboundPipeline:
     async def _decide(
         self,
         tx: Tx,
-        state: _Group,
+        state: KnownIds,
         raw: bytes,
         check: SignedDocument | str,
         from_peer: str | None,
         *,
         usable: bool,
-    ) -> _Decision:
+    ) -> Decision:
         doc_id = document_id(raw)
         hex_id = doc_id.hex()
         issuer = check.document.issuer if isinstance(check, SignedDocument) else from_peer
         if hex_id in state.held:
-            return _Decision(raw, doc_id, "duplicate", "", issuer)
+            return Decision(raw, doc_id, "duplicate", "", issuer)
         if not usable:
             await tx.add_pending(
                 hex_id, raw, reason="registry", from_peer=from_peer, error=str(check)
             )
             state.pending.add(hex_id)
-            return _Decision(raw, doc_id, "pending", "registry data is stale; held", issuer)
+            return Decision(raw, doc_id, "pending", "registry data is stale; held", issuer)
         reason = self._refusal(check)
         if reason is not None:
             return await self._reject(tx, state, raw, reason=reason, from_peer=from_peer)
@@ -304,11 +343,11 @@ class InboundPipeline:
             state.pending.add(hex_id)
             state.dependents_waiting = True
             reason = f"waiting for document {needed.hex()}, not received yet"
-            return _Decision(raw, doc_id, "pending", reason, issuer)
+            return Decision(raw, doc_id, "pending", reason, issuer)
         error = await self._apply(tx, state, check, from_peer)
         if error is not None:
             return await self._reject(tx, state, raw, reason=error, from_peer=from_peer)
-        return _Decision(raw, doc_id, "accepted", "", issuer)
+        return Decision(raw, doc_id, "accepted", "", issuer)
 
     def _refusal(self, check: SignedDocument | str) -> str | None:
         if isinstance(check, str):
@@ -321,7 +360,7 @@ class InboundPipeline:
         return None
 
     async def _apply(
-        self, tx: Tx, state: _Group, signed: SignedDocument, from_peer: str | None
+        self, tx: Tx, state: KnownIds, signed: SignedDocument, from_peer: str | None
     ) -> str | None:
         try:
             record = self._applier.plain_record(signed)
@@ -359,7 +398,7 @@ class InboundPipeline:
         state.accepted.append(signed.id_hex)
         return None
 
-    async def _flush(self, tx: Tx, state: _Group) -> None:
+    async def _flush(self, tx: Tx, state: KnownIds) -> None:
         by_issuer: dict[str, list[DocumentRecord]] = {}
         for record in state.plain:
             by_issuer.setdefault(record.issuer, []).append(record)
@@ -368,17 +407,17 @@ class InboundPipeline:
             await tx.insert_new_documents(records, actor=f"peer:{issuer}")
 
     async def _reject(
-        self, tx: Tx, state: _Group, raw: bytes, *, reason: str, from_peer: str | None
-    ) -> _Decision:
+        self, tx: Tx, state: KnownIds, raw: bytes, *, reason: str, from_peer: str | None
+    ) -> Decision:
         doc_id = document_id(raw)
         await tx.add_quarantine(raw, reason=reason, from_peer=from_peer)
         if doc_id.hex() in state.pending:
             await tx.remove_pending(doc_id.hex())
             state.pending.discard(doc_id.hex())
         log.warning("rejected document %s from %s: %s", doc_id.hex(), from_peer, reason)
-        return _Decision(raw, doc_id, "rejected", reason, from_peer)
+        return Decision(raw, doc_id, "rejected", reason, from_peer)
 
-    async def _release_dependents(self, tx: Tx, state: _Group) -> None:
+    async def _release_dependents(self, tx: Tx, state: KnownIds) -> None:
         # Accepting documents may release a chain (authorization, then its endorsement ...):
         # rounds over a work list, not recursion, and bounded.
         view = self._registry.view
@@ -405,8 +444,8 @@ class InboundPipeline:
 
     async def _waiting_for(self, tx: Tx, arrived: list[str]) -> list[tuple[str, bytes, str | None]]:
         rows: list[tuple[str, bytes, str | None]] = []
-        for start in range(0, len(arrived), _CHUNK):
-            chunk = arrived[start : start + _CHUNK]
+        for start in range(0, len(arrived), CHUNK):
+            chunk = arrived[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             found = await tx.fetchall(
                 "SELECT document_id, raw, from_peer FROM inbound_pending WHERE reason = "  # noqa: S608 - only placeholders are interpolated
@@ -437,7 +476,7 @@ class InboundPipeline:
             decided += len(await self.receive(raws, from_peer=peer))
         return decided
 
-    def _result(self, decision: _Decision, now: int) -> DocumentResult:
+    def _result(self, decision: Decision, now: int) -> DocumentResult:
         receipt = b""
         if decision.outcome != "pending" and decision.counterpart not in {None, self._country}:
             status = "rejected" if decision.outcome == "rejected" else "accepted"

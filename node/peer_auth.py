@@ -38,6 +38,7 @@ from permitnet.protocol.cose import Sign1Message, sign1
 from permitnet.protocol.errors import ProtocolError, RegistryError
 
 if TYPE_CHECKING:
+    from permitnet.protocol.cose import Ed25519Check
     from permitnet.protocol.registry_view import RegistryView
 
 __all__ = [
@@ -51,8 +52,10 @@ __all__ = [
     "PeerKeyResolver",
     "PeerReplayError",
     "RequestClaims",
+    "UncheckedRequest",
     "UnknownPeerKeyError",
     "body_digest",
+    "prepare_request",
     "resolver_from_registry",
     "sign_request",
     "verify_request",
@@ -301,6 +304,30 @@ def verify_request(
             country than the one the request claims to come from.
         PeerReplayError: the timestamp is outside the window or the nonce was already seen.
     """
+    unchecked = prepare_request(header, now=now, resolve_key=resolve_key)
+    return unchecked.finish(
+        holds=unchecked.check.holds(),
+        method=method,
+        target=target,
+        body=body,
+        audience=audience,
+        now=now,
+        nonces=nonces,
+    )
+
+
+def prepare_request(
+    header: str | None, *, now: int, resolve_key: PeerKeyResolver
+) -> UncheckedRequest:
+    """Parse the ``Authorization`` header and find the sender's key, not yet verifying.
+
+    The first step of :func:`verify_request`, for a caller that runs the Ed25519 check
+    elsewhere and then calls :meth:`UncheckedRequest.finish`.
+
+    Raises:
+        PeerAuthError: the header is missing or malformed.
+        UnknownPeerKeyError: the registry does not list the key now.
+    """
     envelope = _decode_header(header)
     try:
         message = Sign1Message.from_bytes(envelope)
@@ -316,29 +343,63 @@ def verify_request(
         )
     key = resolve_key(kid, now)
     try:
-        payload = message.verify(key.public_key)
+        check = message.signature_check(key.public_key)
     except ProtocolError as e:
         raise PeerAuthError(f"the request signature does not verify: {e}") from e
-    claims = RequestClaims.from_payload(payload)
-    if claims.sender != key.country:
-        raise UnknownPeerKeyError(
-            f"key {kid.hex()} belongs to {key.country}, not to {claims.sender}"
-        )
-    if claims.audience != audience:
-        raise PeerAuthError(f"the request is addressed to {claims.audience}, not to {audience}")
-    if claims.method != method or claims.target != target:
-        raise PeerAuthError(
-            f"the request was signed for {claims.method} {claims.target}, not {method} {target}"
-        )
-    if claims.body_sha256 != body_digest(body):
-        raise PeerAuthError("the body does not match the signed digest")
-    if abs(now - claims.timestamp) > MAX_CLOCK_SKEW:
-        raise PeerReplayError(
-            f"the request timestamp {claims.timestamp} is more than {MAX_CLOCK_SKEW} s "
-            f"from this node's clock ({now})"
-        )
-    nonces.remember(kid + claims.nonce, expires_at=claims.timestamp + MAX_CLOCK_SKEW, now=now)
-    return AuthenticatedPeer(country=key.country, kid=kid, claims=claims)
+    return UncheckedRequest(message=message, kid=kid, key=key, check=check)
+
+
+@dataclass(frozen=True, slots=True)
+class UncheckedRequest:
+    """A request envelope parsed and matched to the sender's key, not yet verified."""
+
+    message: Sign1Message
+    kid: bytes
+    key: PeerKey
+    #: The Ed25519 verification of the envelope.
+    check: Ed25519Check
+
+    def finish(
+        self,
+        *,
+        holds: bool,
+        method: str,
+        target: str,
+        body: bytes,
+        audience: str,
+        now: int,
+        nonces: NonceCache,
+    ) -> AuthenticatedPeer:
+        """Return the authenticated sender, given whether :attr:`check` held.
+
+        Raises:
+            The errors of :func:`verify_request` after the key lookup.
+        """
+        kid, key = self.kid, self.key
+        try:
+            payload = self.message.checked_payload(self.check, holds=holds)
+        except ProtocolError as e:
+            raise PeerAuthError(f"the request signature does not verify: {e}") from e
+        claims = RequestClaims.from_payload(payload)
+        if claims.sender != key.country:
+            raise UnknownPeerKeyError(
+                f"key {kid.hex()} belongs to {key.country}, not to {claims.sender}"
+            )
+        if claims.audience != audience:
+            raise PeerAuthError(f"the request is addressed to {claims.audience}, not to {audience}")
+        if claims.method != method or claims.target != target:
+            raise PeerAuthError(
+                f"the request was signed for {claims.method} {claims.target}, not {method} {target}"
+            )
+        if claims.body_sha256 != body_digest(body):
+            raise PeerAuthError("the body does not match the signed digest")
+        if abs(now - claims.timestamp) > MAX_CLOCK_SKEW:
+            raise PeerReplayError(
+                f"the request timestamp {claims.timestamp} is more than {MAX_CLOCK_SKEW} s "
+                f"from this node's clock ({now})"
+            )
+        nonces.remember(kid + claims.nonce, expires_at=claims.timestamp + MAX_CLOCK_SKEW, now=now)
+        return AuthenticatedPeer(country=key.country, kid=kid, claims=claims)
 
 
 def _decode_header(header: str | None) -> bytes:

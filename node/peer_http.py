@@ -28,8 +28,9 @@ from permitnet.node.peer_auth import (
     AuthenticatedPeer,
     NonceCache,
     PeerKeyResolver,
+    UncheckedRequest,
+    prepare_request,
     resolver_from_registry,
-    verify_request,
 )
 from permitnet.node.peer_wire import (
     CBOR_MEDIA_TYPE,
@@ -41,11 +42,13 @@ from permitnet.node.peer_wire import (
     encode_results,
 )
 from permitnet.node.pull import PullWorker, outbox_answer, record_receipts
+from permitnet.node.signature_worker import IN_THREAD, SignatureWorker
 from permitnet.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+    from permitnet.node.signature_worker import SignatureChecks
     from permitnet.node.store import Store
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "EXCHANGE_KEY",
     "PULL_FROM_KEY",
     "PeerExchange",
+    "authenticate",
     "setup_exchange",
 ]
 
@@ -76,6 +80,7 @@ class PeerExchange:
     delivery: DeliveryWorker
     puller: PullWorker | None
     clock: Callable[[], int]
+    signatures: SignatureChecks
 
 
 EXCHANGE_KEY: Final = web.AppKey("permitnet_exchange", PeerExchange)
@@ -107,16 +112,39 @@ def _too_large(size: int | None, limit: int) -> PeerWireError:
     return error
 
 
-def _authenticate(request: web.Request, body: bytes) -> AuthenticatedPeer:
+async def authenticate(request: web.Request, body: bytes) -> AuthenticatedPeer:
+    """Check a ``/peer/v1`` request's signed ``Authorization`` header; return its sender.
+
+    The Ed25519 check runs in the signature worker when the node has one.
+
+    Raises:
+        PeerAuthError: see :func:`permitnet.node.peer_auth.verify_request`.
+    """
     exchange = request.app[EXCHANGE_KEY]
-    return verify_request(
-        request.headers.get("Authorization"),
+    now = exchange.clock()
+    unchecked = prepare_request(
+        request.headers.get("Authorization"), now=now, resolve_key=exchange.resolve_key
+    )
+    [holds] = await exchange.signatures.holds([unchecked.check])
+    return _finish(request, exchange, unchecked, body, holds=holds, now=now)
+
+
+def _finish(
+    request: web.Request,
+    exchange: PeerExchange,
+    unchecked: UncheckedRequest,
+    body: bytes,
+    *,
+    holds: bool,
+    now: int,
+) -> AuthenticatedPeer:
+    return unchecked.finish(
+        holds=holds,
         method=request.method,
         target=request.raw_path,
         body=body,
         audience=exchange.country,
-        now=exchange.clock(),
-        resolve_key=exchange.resolve_key,
+        now=now,
         nonces=exchange.nonces,
     )
 
@@ -144,11 +172,27 @@ def _handler(
 async def _post_documents(
     request: web.Request, exchange: PeerExchange, body: bytes
 ) -> web.Response:
-    peer = _authenticate(request, body)
-    raws = decode_byte_strings(body, max_size=len(body))
+    # The request's signature and its documents' go to the signature worker together: one
+    # round trip, not two. Nothing of a document is used unless the request then verifies.
+    unchecked = prepare_request(
+        request.headers.get("Authorization"), now=exchange.clock(), resolve_key=exchange.resolve_key
+    )
+    try:
+        raws = decode_byte_strings(body, max_size=len(body))
+        unframed: PeerWireError | None = None
+    except PeerWireError as e:
+        # Answered once the request is authenticated: a stranger learns nothing from it.
+        raws, unframed = [], e
+    documents = exchange.pipeline.prepare(raws)
+    holds = await exchange.signatures.holds([unchecked.check, *documents.checks])
+    peer = _finish(request, exchange, unchecked, body, holds=holds[0], now=documents.now)
+    if unframed is not None:
+        raise unframed
     claims = peer.claims
     nonce = (peer.kid, claims.nonce, claims.timestamp + MAX_CLOCK_SKEW)
-    results = await exchange.pipeline.receive(raws, from_peer=peer.country, nonce=nonce)
+    results = await exchange.pipeline.receive_prepared(
+        documents, holds[1:], from_peer=peer.country, nonce=nonce
+    )
     return web.Response(body=encode_results(results), content_type=CBOR_MEDIA_TYPE)
 
 
@@ -168,7 +212,7 @@ async def _persist_nonce(exchange: PeerExchange, peer: AuthenticatedPeer) -> Non
 
 
 async def _get_outbox(request: web.Request, exchange: PeerExchange, body: bytes) -> web.Response:
-    peer = _authenticate(request, body)
+    peer = await authenticate(request, body)
     await _persist_nonce(exchange, peer)
     wanted = request.query.get("for", "")
     if wanted != peer.country:
@@ -182,7 +226,7 @@ async def _get_outbox(request: web.Request, exchange: PeerExchange, body: bytes)
 
 
 async def _post_receipts(request: web.Request, exchange: PeerExchange, body: bytes) -> web.Response:
-    peer = _authenticate(request, body)
+    peer = await authenticate(request, body)
     await _persist_nonce(exchange, peer)
     receipts = decode_byte_strings(body, max_size=len(body))
     answer = await record_receipts(
@@ -247,6 +291,8 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
     async with store.read() as tx:
         rows = await tx.fetchall("SELECT key_id, nonce, expires_at FROM nonces")
     nonces.load([(bytes.fromhex(k) + bytes.fromhex(n), exp) for k, n, exp in rows], now=clock())
+    worker = SignatureWorker() if config.signature_worker else None
+    signatures: SignatureChecks = worker or IN_THREAD
     pipeline = InboundPipeline(
         store=store,
         country=config.country,
@@ -256,6 +302,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         applier=LifecycleApplier(app[node_app.SERVICES_KEY]),
         clock=clock,
         grace_seconds=config.registry_grace_seconds,
+        signatures=signatures,
     )
     # The node's one outgoing HTTP session (node/app.py), opened by a context appended before
     # this one and so closed after it.
@@ -291,6 +338,7 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         delivery=delivery,
         puller=puller,
         clock=clock,
+        signatures=signatures,
     )
 
     store.add_outbox_listener(delivery.wake)
@@ -312,6 +360,9 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await pipeline.close()
+        if worker is not None:
+            await worker.close()
 
 
 def setup_exchange(app: web.Application) -> None:

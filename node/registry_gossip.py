@@ -256,7 +256,7 @@ SPLIT_VIEW_KEY: Final = web.AppKey("permitnet_split_view", SplitViewMonitor)
 async def _get_head(
     request: web.Request, _exchange: peer_http.PeerExchange, body: bytes
 ) -> web.Response:
-    peer_http._authenticate(request, body)  # noqa: SLF001 - the one request check of /peer/v1
+    await peer_http.authenticate(request, body)  # the one request check of /peer/v1
     fetcher = request.app.get(node_app.FETCHER_KEY)
     head = None if fetcher is None else fetcher.head
     if head is None:

@@ -17,15 +17,15 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal
 
 import aiosqlite
 
 from permitnet.node import audit
 from permitnet.node.errors import NotFoundError, StoreError
 from permitnet.node.migrations import MIGRATIONS
-from permitnet.node.store_exchange import ExchangeMixin
+from permitnet.node.store_exchange import ExchangeMixin, P, T, insert_rows, submit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,7 +36,10 @@ __all__ = [
     "DocumentRecord",
     "Event",
     "Store",
+    "SyncTx",
     "Tx",
+    "insert_new_documents_on",
+    "write_on",
 ]
 
 Direction = Literal["outbound", "inbound", "paper"]
@@ -136,6 +139,20 @@ def _row_to_record(row: Sequence[Any], items: tuple[DocumentItem, ...]) -> Docum
     )
 
 
+@dataclass(slots=True)
+class SyncTx:
+    """A write transaction as :meth:`Store.transact` hands it to a function on its thread."""
+
+    #: The plain ``sqlite3`` connection, inside the transaction.
+    conn: sqlite3.Connection
+    #: The transaction's clock reading, used for every timestamp it writes.
+    now: int
+    #: Event sequence numbers written, announced after commit (as ``Tx.new_events``).
+    new_events: list[int] = field(default_factory=list)
+    #: Whether outbox rows became due for delivery, announced after commit.
+    made_outbox_due: bool = False
+
+
 class Tx(ExchangeMixin):
     """An open transaction; every method runs inside it. Obtain one from ``Store.transaction``."""
 
@@ -197,7 +214,7 @@ class Tx(ExchangeMixin):
             sqlite3.IntegrityError: an id is already stored (the transaction is rolled back).
         """
         if records:
-            seqs = await self.run(_insert_new_documents_on, records, actor=actor, now=self.now)
+            seqs = await self.run(insert_new_documents_on, records, actor=actor, now=self.now)
             self.new_events.extend(seqs)
 
     async def get_document(self, document_id: str) -> DocumentRecord:
@@ -336,12 +353,12 @@ def _item_rows(r: DocumentRecord) -> list[tuple[Any, ...]]:
     ]
 
 
-def _insert_new_documents_on(
+def insert_new_documents_on(
     conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
 ) -> list[int]:
     """:meth:`Tx.insert_new_documents` on the database thread; return the new event numbers."""
-    conn.executemany(_INSERT_DOCUMENT, [_document_row(r, now) for r in records])
-    conn.executemany(_INSERT_ITEMS, [row for r in records for row in _item_rows(r)])
+    insert_rows(conn, _INSERT_DOCUMENT, [_document_row(r, now) for r in records])
+    insert_rows(conn, _INSERT_ITEMS, [row for r in records for row in _item_rows(r)])
     details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
     pairs = list(zip(records, details, strict=True))
     # A multi-row INSERT ... RETURNING gives the new event numbers in the same call
@@ -369,6 +386,23 @@ def _insert_new_documents_on(
         rows=[(f"store {r.doc_type}", r.id, d) for r, d in pairs],
     )
     return sorted(seqs)
+
+
+def write_on(conn: sqlite3.Connection, now: int, fn: Callable[[SyncTx], T]) -> tuple[T, SyncTx]:
+    """One write transaction on the database thread: BEGIN IMMEDIATE, ``fn``, COMMIT.
+
+    Any exception rolls it back and propagates. Returns ``fn``'s result and the transaction,
+    whose new events the caller hands to :meth:`Store.announce` once back on the loop.
+    """
+    tx = SyncTx(conn=conn, now=now)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(tx)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result, tx
 
 
 class Store:
@@ -515,10 +549,52 @@ class Store:
             except sqlite3.Error as e:
                 await self._conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed: {e}") from e
-        if tx.new_events:
+        self._announce(tx.new_events, made_outbox_due=tx.made_outbox_due)
+
+    async def transact(
+        self, fn: Callable[Concatenate[SyncTx, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(tx, ...)`` as one write transaction, whole, on the database thread.
+
+        BEGIN, ``fn`` and COMMIT are one round trip, where :meth:`transaction` takes one per
+        statement and one each to begin and commit: on a busy event loop every round trip
+        waits behind the requests being handled. ``fn`` runs plain ``sqlite3`` calls on
+        ``tx.conn``; any exception it raises rolls the transaction back and reaches the
+        caller (an ``sqlite3.Error`` as a ``StoreError``).
+
+        Raises:
+            StoreError: SQLite refused a statement or the commit (rolled back).
+        """
+        done = await self.submit_job(
+            lambda conn: write_on(conn, self.now(), lambda tx: fn(tx, *args, **kwargs))
+        )
+        try:
+            result, tx = await done
+        except sqlite3.Error as e:
+            raise StoreError(f"database refused the change: {e}") from e
+        self.announce(tx)
+        return result
+
+    async def submit_job(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``job(connection)`` on the database thread; return the future of its result.
+
+        Queued while no transaction of :meth:`transaction` or :meth:`read` is open, so ``job``
+        may run whole transactions of its own (:func:`write_on`); what queues after it runs
+        after it. The lock is not held while it runs.
+        """
+        async with self._lock:
+            conn = self._conn._conn  # noqa: SLF001 - see Tx.run
+            return submit(self._conn, lambda: job(conn))
+
+    def announce(self, tx: SyncTx) -> None:
+        """Tell the listeners what a transaction of :func:`write_on` committed (on the loop)."""
+        self._announce(tx.new_events, made_outbox_due=tx.made_outbox_due)
+
+    def _announce(self, new_events: list[int], *, made_outbox_due: bool) -> None:
+        if new_events:
             for listener in list(self._listeners):
-                listener(tx.new_events)
-        if tx.made_outbox_due:
+                listener(new_events)
+        if made_outbox_due:
             for outbox_listener in list(self._outbox_listeners):
                 outbox_listener()
 

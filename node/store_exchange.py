@@ -7,10 +7,11 @@ requests). :class:`permitnet.node.store.Tx` inherits them, so they always run in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal, ParamSpec, TypeVar
 
 from permitnet.node.errors import NotFoundError, ReplayError
 
@@ -23,7 +24,14 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 
-__all__ = ["ExchangeMixin", "OutboxEntry", "PendingEntry", "QuarantineEntry"]
+__all__ = [
+    "ExchangeMixin",
+    "OutboxEntry",
+    "PendingEntry",
+    "QuarantineEntry",
+    "insert_rows",
+    "submit",
+]
 
 PendingReason = Literal["dependency", "registry"]
 
@@ -105,6 +113,43 @@ def _pending(r: Sequence[Any]) -> PendingEntry:
         attempts=r[6],
         last_error=r[7],
     )
+
+
+#: Most parameters in one statement (SQLite's default limit is 32766 since 3.32).
+_MAX_PARAMETERS: Final = 30_000
+
+
+def insert_rows(conn: sqlite3.Connection, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run ``executemany(statement, rows)`` as multi-row INSERTs, on the database thread.
+
+    ``statement`` is ``INSERT INTO t (...) VALUES (?,...)``. The same rows, but one SQLite
+    step per statement instead of one per row: Python's sqlite3 lets go of the GIL at every
+    step, and taking it back waits behind the busy event loop, so a hundred small steps cost
+    far more than their own work.
+    """
+    head, _, marks = statement.rpartition(" VALUES ")
+    per_statement = max(1, _MAX_PARAMETERS // marks.count("?"))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        conn.execute(
+            f"{head} VALUES {','.join([marks] * len(chunk))}",
+            [value for row in chunk for value in row],
+        )
+
+
+def submit(conn: aiosqlite.Connection, fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Queue ``fn()`` on the connection's thread now; return the future of its result.
+
+    What aiosqlite's own calls do before they await: queued in order, run in that order.
+    """
+    # aiosqlite 0.17 to 0.22 queue (future, function) pairs on ``_tx`` and answer with these
+    # same guards; it has no public call for this (ADR 0014). tests/node/test_store.py
+    # exercises it, so a change fails loudly.
+    if not conn._running or not conn._connection:  # noqa: SLF001
+        raise ValueError("Connection closed")
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    conn._tx.put_nowait((future, fn))  # noqa: SLF001
+    return future
 
 
 class ExchangeMixin:

@@ -63,7 +63,7 @@ async def test_node_configured_only_by_node_toml_receives_by_pulling(
     )
     assert code == 0
     table = tomllib.loads((node_dir / "node.toml").read_text(encoding="utf-8"))["exchange"]
-    assert table == {"pull_from": ["DE"], "pull_interval_seconds": 1.0}
+    assert table == {"pull_from": ["DE"], "pull_interval_seconds": 1.0, "signature_worker": True}
 
     # India's key, made by init, is enrolled; its registry entry lists no endpoint at all.
     config = NodeConfig.load(node_dir)

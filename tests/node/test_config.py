@@ -86,6 +86,8 @@ BAD = [
     ("interval too long", {"pull_interval_seconds": 86_401}, "must be 1 to 86400 seconds"),
     ("interval nan", {"pull_interval_seconds": float("nan")}, "must be 1 to 86400 seconds"),
     ("interval inf", {"pull_interval_seconds": float("inf")}, "must be 1 to 86400 seconds"),
+    ("worker text", {"signature_worker": "yes"}, "signature_worker must be true or false, got str"),
+    ("worker number", {"signature_worker": 1}, "signature_worker must be true or false, got int"),
 ]
 
 
@@ -100,12 +102,15 @@ def test_bad_exchange_table_is_refused_with_a_clear_error(
 
 
 def test_pull_settings_survive_save_and_load(tmp_path: Path) -> None:
-    config = _config(tmp_path, pull_from=("FR", "IN"), pull_interval_seconds=12.0)
+    config = _config(
+        tmp_path, pull_from=("FR", "IN"), pull_interval_seconds=12.0, signature_worker=False
+    )
     config.save()
     text = (tmp_path / CONFIG_FILE).read_text(encoding="utf-8")
     assert tomllib.loads(text)["exchange"] == {
         "pull_from": ["FR", "IN"],
         "pull_interval_seconds": 12.0,
+        "signature_worker": False,
     }
     loaded = NodeConfig.load(tmp_path)
     assert loaded == config

@@ -85,7 +85,6 @@ class StoringApplier:
     def __init__(self) -> None:
         self.violate: set[bytes] = set()
         self.explode: set[bytes] = set()
-        self.applied: list[bytes] = []
 
     @staticmethod
     def record(signed: SignedDocument) -> DocumentRecord:
@@ -102,12 +101,12 @@ class StoringApplier:
         )
 
     def plain_record(self, signed: SignedDocument) -> DocumentRecord | None:
-        # Certificates take the bulk path unless a test wants their rule to fail.
+        # Certificates take the bulk path unless a test wants their rule to fail. Like the
+        # lifecycle's, it only answers: the pipeline may ask more than once.
         if signed.document.DOCUMENT_TYPE != "import_certificate" or signed.id in (
             self.violate | self.explode
         ):
             return None
-        self.applied.append(signed.id)
         return self.record(signed)
 
     async def apply_received(
@@ -118,7 +117,6 @@ class StoringApplier:
             raise StoreError("disk I/O error")
         if signed.id in self.violate:
             raise RuleViolation("certificate-balance", "the quantity exceeds the certificate")
-        self.applied.append(signed.id)
 
 
 def sign(document: Any, seed: bytes | None = None) -> SignedDocument:
@@ -152,6 +150,14 @@ class World:
         async with self.store.read() as tx:
             return await tx.has_document(doc_id.hex())
 
+    async def stored_in_order(self) -> list[bytes]:
+        """The documents stored, in the order they were stored (their 'stored' events)."""
+        async with self.store.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT subject FROM events WHERE kind = 'document' ORDER BY seq"
+            )
+        return [bytes.fromhex(r[0]) for r in rows]
+
     async def quarantine_reasons(self, doc_id: bytes) -> list[str]:
         async with self.store.read() as tx:
             rows = await tx.fetchall(
@@ -181,7 +187,7 @@ async def test_accepted_once_then_duplicate_changes_nothing(world: World) -> Non
     assert world.de_checks_receipt(again.receipt, certificate.id, "IN", NOW) == "accepted"
     async with world.store.read() as tx:
         assert await tx.fetchall("SELECT count(*) FROM events") == events_before
-    assert world.applier.applied == [certificate.id]
+    assert await world.stored_in_order() == [certificate.id]
 
 
 def _flip_last_byte(raw: bytes) -> bytes:
@@ -297,7 +303,7 @@ async def test_document_before_its_dependency_waits_then_is_applied(world: World
     (cert_result,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
     assert cert_result.outcome == "accepted"
     assert await world.stored(message.id)
-    assert world.applier.applied == [certificate.id, message.id]
+    assert await world.stored_in_order() == [certificate.id, message.id]
     async with world.store.read() as tx:
         assert await tx.pending() == []
     (late,) = await world.pipeline.receive([message.raw], from_peer="DE")
@@ -386,22 +392,96 @@ def test_receipts_that_prove_nothing_are_refused(
         world.de_checks_receipt(receipt, doc_id, peer, NOW)
 
 
+def count_transactions(store: Store) -> list[str]:
+    """Record each write transaction the store is asked for: general (multi-step) or whole."""
+    calls: list[str] = []
+    transaction, transact = store.transaction, store.transact
+
+    def counting_transaction() -> Any:
+        calls.append("general")
+        return transaction()
+
+    async def counting_transact(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append("whole")
+        return await transact(fn, *args, **kwargs)
+
+    store.transaction = counting_transaction  # type: ignore[method-assign]  # counts, delegates
+    store.transact = counting_transact  # type: ignore[method-assign]
+    return calls
+
+
 async def test_concurrent_requests_share_one_transaction(world: World) -> None:
-    transactions = 0
-    original = world.store.transaction
-
-    def counting() -> Any:
-        nonlocal transactions
-        transactions += 1
-        return original()
-
-    world.store.transaction = counting  # type: ignore[method-assign]  # counts, then delegates
+    calls = count_transactions(world.store)
     raws = [sign(example_import_certificate(number=f"DE-IC-C-{i}")).raw for i in range(12)]
     results = await asyncio.gather(*(world.pipeline.receive([raw], from_peer="DE") for raw in raws))
     assert [r.outcome for (r,) in results] == ["accepted"] * 12
-    assert transactions < 12
+    # Certificates only: plain groups, each written whole in one round trip.
+    assert 1 <= len(calls) < 12
+    assert set(calls) == {"whole"}
     for raw in raws:
         assert await world.stored(document_id(raw))
+
+
+async def test_a_group_with_a_document_the_lifecycle_applies_takes_the_general_path(
+    world: World,
+) -> None:
+    calls = count_transactions(world.store)
+    certificate = sign(example_import_certificate())
+    message = sign(example_message(certificate.id, issuer="DE", recipient="IN"))
+    others = [sign(example_import_certificate(number=f"DE-IC-M-{i}")) for i in range(4)]
+    results = await asyncio.gather(
+        world.pipeline.receive([certificate.raw], from_peer="DE"),
+        world.pipeline.receive([message.raw], from_peer="DE"),
+        *(world.pipeline.receive([o.raw], from_peer="DE") for o in others),
+    )
+    assert [r.outcome for (r,) in results] == ["accepted"] * 6
+    # One group (all six queued before its writer ran): the message made it a general one.
+    assert calls == ["general"]
+    for doc in [certificate, message, *others]:
+        assert await world.stored(doc.id)
+
+
+async def test_a_plain_document_pending_before_falls_back_and_is_accepted_once(
+    world: World,
+) -> None:
+    certificate = sign(example_import_certificate())
+    world.now = NOW + 86_400 + 3600  # stale registry: held in inbound_pending
+    (held,) = await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert held.outcome == "pending"
+    world.holder.replace(make_view(version=2, expires_at=world.now + 86_400), world.now)
+    calls = count_transactions(world.store)
+    nonce = (b"k" * 16, b"n" * 16, world.now + 600)
+    (again,) = await world.pipeline.receive([certificate.raw], from_peer="DE", nonce=nonce)
+    # The whole-transaction path found it pending, rolled back, and the general path decided.
+    assert calls == ["whole", "general"]
+    assert again.outcome == "accepted"
+    assert await world.stored_in_order() == [certificate.id]
+    async with world.store.read() as tx:
+        assert await tx.pending() == []
+        # The rolled-back attempt left no nonce behind: recorded once, by the general path.
+        assert await tx.fetchall("SELECT count(*) FROM nonces") == [(1,)]
+
+
+async def test_a_sender_that_goes_away_does_not_undo_its_group(world: World) -> None:
+    raws = [sign(example_import_certificate(number=f"DE-IC-X-{i}")).raw for i in range(6)]
+    tasks = [asyncio.ensure_future(world.pipeline.receive([r], from_peer="DE")) for r in raws]
+    await asyncio.sleep(0)
+    tasks[0].cancel()
+    done = await asyncio.gather(*tasks[1:])
+    assert [r.outcome for (r,) in done] == ["accepted"] * 5
+    # Its document was decided with the group all the same, and stored.
+    await world.pipeline.close()
+    for raw in raws:
+        assert await world.stored(document_id(raw))
+    assert await world.store.query("SELECT count(*) FROM documents") == [(6,)]
+
+
+async def test_after_close_nothing_more_is_received(world: World) -> None:
+    await world.pipeline.close()
+    certificate = sign(example_import_certificate())
+    with pytest.raises(StoreError, match="stopping"):
+        await world.pipeline.receive([certificate.raw], from_peer="DE")
+    assert not await world.stored(certificate.id)
 
 
 async def test_bulk_insert_writes_the_same_rows_as_one_by_one(tmp_path: Path) -> None:

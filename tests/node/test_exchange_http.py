@@ -25,6 +25,7 @@ from permitnet.node.peer_wire import (
     document_id,
     encode_byte_strings,
 )
+from permitnet.node.signature_worker import SignatureWorker
 from permitnet.protocol.cbor import decode_cbor
 from permitnet.protocol.cose import public_key_from_seed
 from permitnet.protocol.doc_examples import (
@@ -210,9 +211,14 @@ class Call:
     sender: str = "DE"
     audience: str = "IN"
     seed: bytes = example_seed("DE")
+    #: The kid the request claims (default: the seed's own).
+    kid: bytes | None = None
     signed_at: int = NOW
     sign: bool = True
     replay: bool = False
+
+
+DE_KID = SigningKey.from_seed(example_seed("DE")).kid
 
 
 def _body() -> bytes:
@@ -234,6 +240,19 @@ REFUSED: list[tuple[str, Call, int, str]] = [
     ("body over the limit", Call(body=b"\x00" * (65 * 1024)), 413, "bad_peer_body"),
     ("not cbor content type", Call(body=_body(), content_type="text/plain"), 415, "bad_peer_body"),
     ("malformed batch", Call(body=b"\xa0"), 400, "bad_peer_body"),
+    ("malformed batch, unsigned", Call(body=b"\xa0", sign=False), 401, "peer_auth_failed"),
+    (
+        "forged signature under DE's key id",
+        Call(body=_body(), seed=ROGUE_SEED, kid=DE_KID),
+        401,
+        "peer_auth_failed",
+    ),
+    (
+        "malformed batch, forged signature",
+        Call(body=b"\xa0", seed=ROGUE_SEED, kid=DE_KID),
+        401,
+        "peer_auth_failed",
+    ),
     (
         "pulling another country's documents",
         Call(method="GET", path=f"{PATH_OUTBOX}?for=FR"),
@@ -265,7 +284,7 @@ async def test_peer_endpoints_refuse_bad_requests(
             sender=call.sender,
             audience=call.audience,
             signing_key=call.seed,
-            kid=SigningKey.from_seed(call.seed).kid,
+            kid=call.kid or SigningKey.from_seed(call.seed).kid,
             now=call.signed_at,
         )
     async with aiohttp.ClientSession() as session:
@@ -316,3 +335,20 @@ async def test_push_answers_each_document_with_a_result(nodes: list[Node]) -> No
     assert decode_cbor(results[0].receipt, max_size=4096, max_depth=4) is not None
     assert await held(india, certificate)
     del de
+
+
+async def test_pushed_signatures_are_checked_in_the_signature_worker(nodes: list[Node]) -> None:
+    de, india = nodes
+    signatures = india.app[EXCHANGE_KEY].signatures
+    assert isinstance(signatures, SignatureWorker)  # the default: [exchange] signature_worker
+    numbers = iter(range(1, 1000))
+
+    async def push_one() -> bool:
+        certificate = await issue_certificate(de, number=f"DE-IC-2026-{next(numbers):06d}")
+        await wait_until(lambda: delivered(de, certificate))
+        return signatures.checked_in_child > 0
+
+    # The first checks start the child and run in the event loop meanwhile.
+    await wait_until(push_one, within=30)
+    # The request's signature and the document's, in the child.
+    assert signatures.checked_in_child >= 2

@@ -14,12 +14,15 @@ from permitnet.node.peer_auth import (
     AUTH_SCHEME,
     MAX_CLOCK_SKEW,
     REQUEST_CONTENT_TYPE,
+    AuthenticatedPeer,
     NonceCache,
     PeerAuthError,
     PeerKey,
     PeerReplayError,
     RequestClaims,
+    UncheckedRequest,
     UnknownPeerKeyError,
+    prepare_request,
     sign_request,
     verify_request,
 )
@@ -356,3 +359,47 @@ def test_nonce_cache_restores_live_entries_after_restart() -> None:
     assert b"old" not in cache
     with pytest.raises(PeerReplayError):
         cache.remember(b"live", expires_at=NOW + 5, now=NOW)
+
+
+def _finish(unchecked: UncheckedRequest, *, holds: bool, nonces: NonceCache) -> AuthenticatedPeer:
+    return unchecked.finish(
+        holds=holds,
+        method="POST",
+        target=TARGET,
+        body=BODY,
+        audience="FR",
+        now=NOW,
+        nonces=nonces,
+    )
+
+
+def test_prepare_then_finish_is_verify_request_in_steps() -> None:
+    unchecked = prepare_request(header_for(Req()), now=NOW, resolve_key=REGISTRY)
+    assert unchecked.check.holds()
+    nonces = NonceCache()
+    peer = _finish(unchecked, holds=True, nonces=nonces)
+    assert (peer.country, peer.kid) == ("DE", DE_KID)
+    assert len(nonces) == 1
+
+
+def test_finish_refuses_a_signature_check_that_did_not_hold_and_remembers_no_nonce() -> None:
+    unchecked = prepare_request(header_for(Req()), now=NOW, resolve_key=REGISTRY)
+    nonces = NonceCache()
+    with pytest.raises(PeerAuthError, match="does not verify"):
+        _finish(unchecked, holds=False, nonces=nonces)
+    assert len(nonces) == 0
+
+
+def test_a_forged_signature_fails_its_check() -> None:
+    # Signed with FR's seed under DE's kid: the check made with DE's registered key fails.
+    unchecked = prepare_request(header_for(Req(seed=FR_SEED)), now=NOW, resolve_key=REGISTRY)
+    assert not unchecked.check.holds()
+
+
+def test_prepare_refuses_what_needs_no_signature_check() -> None:
+    with pytest.raises(PeerAuthError):
+        prepare_request(None, now=NOW, resolve_key=REGISTRY)
+    with pytest.raises(UnknownPeerKeyError):
+        prepare_request(
+            header_for(Req(seed=bytes(range(2, 34)), kid=b"k" * 16)), now=NOW, resolve_key=REGISTRY
+        )

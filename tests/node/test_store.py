@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from permitnet.node.errors import NotFoundError, ReplayError, StoreError
-from permitnet.node.store import DocumentItem, DocumentRecord, Store
+from permitnet.node.store import DocumentItem, DocumentRecord, Store, SyncTx
+from permitnet.node.store_exchange import insert_rows
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -320,3 +324,75 @@ async def test_opened_closes_the_store_after_the_block_even_on_error(tmp_path: P
         await use_then_fail()
     with pytest.raises(ValueError, match="closed"):
         await kept[0].schema_version()
+
+
+def _insert_on(tx: SyncTx, nonce: str, *, fail: bool, events: tuple[int, ...] = ()) -> int:
+    tx.new_events.extend(events)
+    return _count_and_insert(tx.conn, nonce, fail=fail)
+
+
+async def test_transact_runs_one_whole_transaction_on_the_database_thread(store: Store) -> None:
+    announced: list[list[int]] = []
+    store.add_listener(announced.append)
+    assert await store.transact(_insert_on, "n1", fail=False, events=(7,)) == 1
+    assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
+    assert announced == [[7]]
+    # Any failure rolls the whole transaction back; SQLite's is the store's error, and
+    # nothing is announced for it.
+    with pytest.raises(StoreError, match=r"refused the change.*no_such_table"):
+        await store.transact(_insert_on, "n2", fail=True, events=(8,))
+    assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
+    assert announced == [[7]]
+
+    def refuse(tx: SyncTx) -> None:
+        _count_and_insert(tx.conn, "n3", fail=False)
+        raise LookupError("not for this path")
+
+    with pytest.raises(LookupError):
+        await store.transact(refuse)
+    assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
+    # The connection is usable afterwards: no transaction was left open.
+    async with store.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES ('k','n4',1,2)"
+        )
+
+
+async def test_transact_waits_for_an_open_transaction_and_runs_in_order(store: Store) -> None:
+    order: list[str] = []
+
+    def mark(tx: SyncTx, name: str) -> None:
+        order.append(name)
+        _count_and_insert(tx.conn, name, fail=False)
+
+    async with store.transaction() as tx:
+        queued = asyncio.ensure_future(store.transact(mark, "after"))
+        await asyncio.sleep(0.01)
+        await tx.execute(
+            "INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES ('k','inside',1,2)"
+        )
+        order.append("inside")
+    await queued
+    assert order == ["inside", "after"]
+    assert {r[0] for r in await store.query("SELECT nonce FROM nonces")} == {"inside", "after"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=5), st.integers(-(2**63), 2**63 - 1)), max_size=400))
+def test_insert_rows_writes_what_executemany_writes(rows: list[tuple[str, int]]) -> None:
+    statement = "INSERT INTO t (a, b) VALUES (?,?)"
+    many, multi = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    for conn in (many, multi):
+        conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, a TEXT, b INTEGER)")
+    many.executemany(statement, rows)
+    insert_rows(multi, statement, rows)
+    query = "SELECT seq, a, b FROM t ORDER BY seq"
+    assert many.execute(query).fetchall() == multi.execute(query).fetchall()
+
+
+def test_insert_rows_splits_below_sqlites_parameter_limit() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a, b, c)")
+    rows = [(i, i, i) for i in range(25_000)]  # 75,000 parameters: three statements
+    insert_rows(conn, "INSERT INTO t (a, b, c) VALUES (?,?,?)", rows)
+    assert conn.execute("SELECT count(*), sum(a) FROM t").fetchone() == (25_000, sum(range(25_000)))
