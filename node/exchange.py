@@ -12,14 +12,18 @@ For every document, in this order (``docs/exchange.md`` section 4):
 5. the lifecycle applies it (Convention rules; storing the exact bytes) -> ``accepted``, or
    ``rejected`` and quarantined when a rule fails.
 
+The Ed25519 checks of a request go to the signature worker together (``node/signature_worker
+.py``); the rest of the verification is done here, before joining a transaction.
+
 Group commit: requests that arrive while a transaction is being written wait, and the next
 transaction decides all of them together, so concurrent one-document requests share one
-commit (one fsync). Requests take turns (a FIFO lock) to write; one whose documents an earlier
-turn already decided just passes, so each request writes at most one transaction and no writer
-is kept serving others (no background task). Inside a transaction, documents that need no rule
-beyond being stored are written together with ``executemany``; every other document is applied
-inside its own savepoint, so that one failing document never undoes the others. Receipts are signed
-after the commit: a peer never holds a receipt for something this node could still lose.
+commit (one fsync). One task writes the groups, one after the other, while requests arrive.
+A group whose documents are all plain (certificates, declarations: stored as received) is
+decided and written whole on the database thread, in one round trip (``node/exchange_plain
+.py``); any other group takes the general path below, where such documents are written together
+and every other document is applied inside its own savepoint, so that one failing document
+never undoes the others. Receipts are signed after the commit: a peer never holds a receipt
+for something this node could still lose.
 """
 
 from __future__ import annotations
