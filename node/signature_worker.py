@@ -48,6 +48,8 @@ MAX_IN_FLIGHT: Final = 2
 FRAME_CHECKS: Final = 512
 #: After the child fails, checks stay in this thread this long before it is started again.
 RESTART_PAUSE_SECONDS: Final = 5.0
+#: Failures in a row (no answer between them) after which no new child is started.
+MAX_FAILURES: Final = 5
 #: How long closing waits for the child to end once its stdin is closed.
 STOP_TIMEOUT_SECONDS: Final = 5.0
 _HEAD: Final = 4
@@ -120,6 +122,7 @@ class SignatureWorker:
         self._queued: deque[_Job] = deque()
         self._in_flight: deque[list[_Job]] = deque()
         self._failed_at: float | None = None
+        self._failures = 0
         self._reaping: asyncio.Task[int] | None = None
         self._closed = False
         #: Checks answered by the child, and in this thread (for the status and tests).
@@ -150,6 +153,8 @@ class SignatureWorker:
     def _maybe_start(self) -> None:
         if self._closed or (self._starting is not None and not self._starting.done()):
             return
+        if self._failures >= MAX_FAILURES:
+            return
         if self._failed_at is not None and self._clock() - self._failed_at < RESTART_PAUSE_SECONDS:
             return
         self._starting = asyncio.get_running_loop().create_task(
@@ -167,8 +172,7 @@ class SignatureWorker:
                 env=_child_environment(),
             )
         except OSError as e:
-            self._failed_at = self._clock()
-            log.warning("the signature worker did not start (%s); checking in the event loop", e)
+            self._failed(f"did not start ({e})")
             return
         if self._closed:
             await _stop(process)
@@ -201,13 +205,7 @@ class SignatureWorker:
                 self._send()
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as e:
             if not self._closed:
-                log.warning(
-                    "the signature worker stopped (%s); checking in the event loop, restart "
-                    "in %s s",
-                    e,
-                    RESTART_PAUSE_SECONDS,
-                )
-            self._failed_at = self._clock()
+                self._failed(f"stopped ({e})")
         finally:
             self._process = None
             self._fail_over()
@@ -217,15 +215,38 @@ class SignatureWorker:
                     process.kill()
                 self._reaping = asyncio.get_running_loop().create_task(process.wait())
 
+    def _failed(self, what: str) -> None:
+        self._failed_at = self._clock()
+        self._failures += 1
+        if self._failures >= MAX_FAILURES:
+            log.error(
+                "the signature worker %s, %d times in a row: signatures are checked in the "
+                "event loop from now on (slower, not less safe); restart the node to try again",
+                what,
+                self._failures,
+            )
+        else:
+            log.warning(
+                "the signature worker %s; checking in the event loop, restart in %s s",
+                what,
+                RESTART_PAUSE_SECONDS,
+            )
+
     def _answer(self, body: bytes) -> None:
         if not self._in_flight:
             raise ValueError("an answer frame came with no frame in flight")
-        frame = self._in_flight.popleft()
+        # Checked before the frame leaves the in-flight list: a bad answer leaves its checks
+        # there, for _fail_over to answer here.
+        frame = self._in_flight[0]
         count = int.from_bytes(body[:_HEAD], "big")
         expected = sum(len(job.checks) for job in frame)
         if count != expected or len(body) != _HEAD + count:
             raise ValueError(f"answer of {count} checks for a frame of {expected}")
+        if not set(body[_HEAD:]) <= {0, 1}:
+            raise ValueError("an answer byte is neither 0 nor 1")
+        self._in_flight.popleft()
         self.checked_in_child += count
+        self._failures = 0
         offset = _HEAD
         for job in frame:
             results = [byte == 1 for byte in body[offset : offset + len(job.checks)]]

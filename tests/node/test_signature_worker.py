@@ -31,6 +31,7 @@ from permitnet.protocol.cose import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
 SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
@@ -259,3 +260,55 @@ def test_child_answers_equal_in_thread_answers(
     answer = signature_child.answer(encode_frame(checks)[4:])
     assert answer[:4] == len(checks).to_bytes(4, "big")
     assert [b == 1 for b in answer[4:]] == [c.holds() for c in checks]
+
+
+LYING_CHILD = """
+import sys
+head = sys.stdin.buffer.read(4)
+body = sys.stdin.buffer.read(int.from_bytes(head, "big"))
+count = int.from_bytes(body[:4], "big")
+reply = count.to_bytes(4, "big") + bytes([2]) * count
+sys.stdout.buffer.write(len(reply).to_bytes(4, "big") + reply)
+sys.stdout.buffer.flush()
+sys.stdin.buffer.read()
+"""
+
+
+async def test_an_answer_that_is_not_0_or_1_ends_the_child_and_is_not_believed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "lying_child.py"
+    script.write_text(LYING_CHILD)
+    monkeypatch.setattr(signature_worker, "CHILD_SCRIPT", script)
+    worker = await started(SignatureWorker())
+    try:
+        async with asyncio.timeout(30):
+            assert await worker.holds(CASES) == EXPECTED  # answered here instead
+        assert worker.checked_in_child == 0
+        assert not worker.running
+    finally:
+        await worker.close()
+
+
+async def test_a_child_that_keeps_failing_is_given_up_and_checks_stay_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = tmp_path / "dying_child.py"
+    script.write_text("raise SystemExit(3)\n")
+    monkeypatch.setattr(signature_worker, "CHILD_SCRIPT", script)
+    monkeypatch.setattr(signature_worker, "RESTART_PAUSE_SECONDS", 0.0)
+    worker = SignatureWorker()
+    try:
+        async with asyncio.timeout(60):
+            while "from now on" not in caplog.text:
+                assert await worker.holds(CASES) == EXPECTED
+                await asyncio.sleep(0.01)
+        starts = worker.checked_in_thread
+        for _ in range(20):
+            assert await worker.holds(CASES) == EXPECTED
+            await asyncio.sleep(0)
+        assert worker.checked_in_thread == starts + 20 * len(CASES)
+        assert not worker.running
+        assert worker._starting is None or worker._starting.done()
+    finally:
+        await worker.close()
