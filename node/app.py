@@ -28,7 +28,7 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-from permitnet.node import api, ops, peer_http, registry_gossip
+from permitnet.node import api, audit, ops, peer_http, registry_gossip
 from permitnet.node.config import NodeConfig
 from permitnet.node.errors import ConfigError, NodeError
 from permitnet.node.events import EventBus
@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+#: How often the running node logs the audit log's head (when it has changed).
+AUDIT_HEAD_LOG_SECONDS: Final = 3600.0
 
 Clock = Callable[[], int]
 #: Fetch and verify the newest registry view (the registry client's refresh).
@@ -234,7 +237,11 @@ def _background_ctx(
             asyncio.create_task(
                 _every(config.overdue_check_seconds, app[SERVICES_KEY].flag_overdue, "overdue"),
                 name="permitnet-overdue-check",
-            )
+            ),
+            asyncio.create_task(
+                _every(AUDIT_HEAD_LOG_SECONDS, _audit_head_logger(app[STORE_KEY]), "audit head"),
+                name="permitnet-audit-head",
+            ),
         ]
         if refresh is not None:
             tasks.append(
@@ -301,6 +308,21 @@ async def _refresh_round(app: web.Application, refresh: RegistryRefresh) -> None
     except (NodeError, ProtocolError, aiohttp.ClientError, TimeoutError) as e:
         app[REGISTRY_KEY].last_error = f"{type(e).__name__}: {e}"
         raise
+
+
+def _audit_head_logger(store: Store) -> Callable[[], Awaitable[None]]:
+    # The log leaves the machine (journald, syslog forwarding) where the database does not:
+    # a head logged there lets `permitnet node audit verify --witnessed` find rows cut from
+    # the end of the audit log (node/audit.py). Logged when it has changed.
+    logged: list[audit.AuditHead] = []
+
+    async def log_head() -> None:
+        current = await audit.head(store)
+        if not logged or logged[-1] != current:
+            _log.info("audit head %s", current)
+            logged[:] = [current]
+
+    return log_head
 
 
 async def _every(seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:

@@ -4,6 +4,12 @@ Each row's hash is SHA-256 over the previous row's hash followed by the determin
 the row's own fields, so changing, removing or reordering any row breaks every later hash.
 :func:`verify_chain` walks the log and raises at the first row that does not verify. Triggers in
 the schema refuse UPDATE and DELETE; the chain catches what is done behind SQLite's back.
+
+What a chain alone cannot show is rows cut from its end: the shorter log still verifies. The
+*head* (:class:`AuditHead`: the last row's number and hash) is therefore written where the
+node's own storage is not, the node logging it every hour (``node/app.py``) and operators
+recording ``permitnet node audit head``; ``verify_chain(witnessed=...)`` then proves that each
+head recorded earlier is still in the log, with the same hash.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from permitnet.node.errors import AuditChainError
+from permitnet.node.errors import AuditChainError, ValidationError
 from permitnet.node.store_exchange import insert_rows
 from permitnet.protocol import encode_cbor
 
@@ -26,16 +32,48 @@ if TYPE_CHECKING:
 __all__ = [
     "GENESIS_HASH",
     "AuditEntry",
+    "AuditHead",
     "append",
     "append_many",
     "append_on",
     "entries",
+    "head",
     "row_hash",
     "verify_chain",
 ]
 
 #: The ``prev_hash`` of the first row.
 GENESIS_HASH: Final = bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHead:
+    """A point of the audit log: row ``seq`` and its hash, written ``SEQ:HEX`` (row 0: empty)."""
+
+    seq: int
+    hash: bytes
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash.hex()}"
+
+    @classmethod
+    def parse(cls, text: str) -> AuditHead:
+        """Read ``SEQ:HEX`` as ``permitnet node audit head`` prints it.
+
+        Raises:
+            ValidationError: it is not a row number and a 64-digit hex hash.
+        """
+        seq_text, _, hex_text = text.strip().partition(":")
+        try:
+            seq = int(seq_text)
+            digest = bytes.fromhex(hex_text)
+        except ValueError:
+            seq, digest = -1, b""
+        if seq < 0 or len(digest) != len(GENESIS_HASH) or not seq_text.isdigit():
+            raise ValidationError(
+                f"an audit head is ROW:HASH, a row number and 64 hex digits, not {text!r}"
+            )
+        return cls(seq=seq, hash=digest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,14 +177,33 @@ async def entries(
     ]
 
 
-async def verify_chain(store: Store, *, batch: int = 5000) -> int:
+async def head(store: Store) -> AuditHead:
+    """The audit log's last row and its hash (row 0 and the genesis hash when it is empty)."""
+    async with store.read() as tx:
+        row = await tx.fetchone("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    return AuditHead(0, GENESIS_HASH) if row is None else AuditHead(row[0], bytes(row[1]))
+
+
+async def verify_chain(
+    store: Store, *, witnessed: Sequence[AuditHead] = (), batch: int = 5000
+) -> int:
     """Verify the whole audit log; return the number of rows checked.
 
+    Args:
+        store: the node's database.
+        witnessed: heads recorded earlier, away from the node: each must still be in the log,
+            with the same hash. Without them, rows cut from the end cannot be told.
+        batch: rows read per query.
+
     Raises:
-        AuditChainError: a row is missing, out of order, or its hash does not match.
+        AuditChainError: a row is missing, out of order, or its hash does not match; or the
+            log ends before a witnessed head, or holds another row in its place.
     """
+    wanted = {w.seq: w for w in witnessed}
     prev = GENESIS_HASH
     expected_seq = 1
+    if 0 in wanted and wanted[0].hash != GENESIS_HASH:
+        raise AuditChainError(0, "the witnessed row 0 must carry the genesis hash (all zeros)")
     while True:
         async with store.read() as tx:
             rows = await tx.fetchall(
@@ -155,7 +212,14 @@ async def verify_chain(store: Store, *, batch: int = 5000) -> int:
                 (expected_seq, batch),
             )
         if not rows:
-            return expected_seq - 1
+            last = expected_seq - 1
+            beyond = [seq for seq in wanted if seq > last]
+            if beyond:
+                raise AuditChainError(
+                    max(beyond),
+                    f"witnessed, but the log ends at row {last}: rows were cut from its end",
+                )
+            return last
         for seq, at, actor, action, subject, detail, prev_hash, digest in rows:
             if seq != expected_seq:
                 raise AuditChainError(expected_seq, "row missing (sequence gap)")
@@ -166,5 +230,10 @@ async def verify_chain(store: Store, *, batch: int = 5000) -> int:
             )
             if computed != bytes(digest):
                 raise AuditChainError(seq, "content does not match its hash (row altered)")
+            if seq in wanted and wanted[seq].hash != computed:
+                raise AuditChainError(
+                    seq,
+                    "its hash is not the one witnessed: this row or an earlier one was rewritten",
+                )
             prev = computed
             expected_seq += 1

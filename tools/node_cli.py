@@ -3,7 +3,8 @@
 ``init`` creates the node directory: ``node.toml``, the SQLite database, the Ed25519 signing
 key (encrypted with a passphrase; ``--insecure-plaintext-key`` for demos only), the pinned
 registry root, and the key enrollment request to send to the registry. ``serve`` runs the node.
-``token`` manages the API's bearer tokens; ``audit verify`` checks the audit log's hash chain;
+``token`` manages the API's bearer tokens; ``audit verify`` checks the audit log's hash chain
+(against heads recorded earlier with ``audit head``);
 ``user`` manages the web accounts (:mod:`permitnet.tools.node_user_cli`).
 """
 
@@ -244,13 +245,32 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     config = _load_config(args)
+    witnessed = [audit.AuditHead.parse(text) for text in args.witnessed]
 
     async def run() -> int:
         async with Store.opened(config.database_path) as store:
-            return await audit.verify_chain(store)
+            return await audit.verify_chain(store, witnessed=witnessed)
 
     rows = asyncio.run(run())
     print(f"audit log verified: {rows} rows, hash chain intact")
+    for head in witnessed:
+        print(f"witnessed head {head}: present, same hash")
+    if not witnessed:
+        print(
+            "(rows cut from the end cannot be told without a head recorded earlier: "
+            "--witnessed ROW:HASH, from `permitnet node audit head` or the node's log)"
+        )
+    return 0
+
+
+def _audit_head(args: argparse.Namespace) -> int:
+    config = _load_config(args)
+
+    async def run() -> audit.AuditHead:
+        async with Store.opened(config.database_path) as store:
+            return await audit.head(store)
+
+    print(asyncio.run(run()))
     return 0
 
 
@@ -354,7 +374,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p = audit_group.add_parser("verify", help="verify the audit log's hash chain")
     p.add_argument("dir", type=Path)
+    p.add_argument(
+        "--witnessed",
+        action="append",
+        default=[],
+        metavar="ROW:HASH",
+        help="a head recorded earlier (audit head, or the node's log): it must still be in the "
+        "log with the same hash, which shows no rows were cut from the end (repeatable)",
+    )
     p.set_defaults(handler=_checked(_audit_verify))
+    p = audit_group.add_parser(
+        "head", help="print the audit log's last row and hash, to record away from this machine"
+    )
+    p.add_argument("dir", type=Path)
+    p.set_defaults(handler=_checked(_audit_head))
 
     # Web accounts from the shell (tools/node_user_cli.py): node user add|list|disable|...
     register_users(node)

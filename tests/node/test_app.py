@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from permitnet.node import create_app
-from permitnet.node.app import REGISTRY_KEY, SERVICES_KEY
+from permitnet.node import audit, create_app
+from permitnet.node.app import REGISTRY_KEY, SERVICES_KEY, STORE_KEY
 from permitnet.node.config import CONFIG_FILE, NodeConfig
 from permitnet.node.errors import ConfigError
 from permitnet.node.keystore import SigningKey, generate_seed
@@ -122,6 +123,29 @@ async def test_failed_refresh_is_recorded_and_the_loop_goes_on(tmp_path: Path) -
         async with asyncio.timeout(10):
             await seen.wait()
         assert app[REGISTRY_KEY].last_error == "ConfigError: mirror unreachable"
+
+
+async def test_the_running_node_logs_its_audit_head(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The log leaves the machine where the database does not: the head written there is what
+    # `permitnet node audit verify --witnessed` checks the log against (node/audit.py).
+    caplog.set_level(logging.INFO, logger="permitnet.node.app")
+
+    async def never() -> RegistryView:
+        raise ConfigError("no registry in this test")
+
+    app = create_app(
+        _config(tmp_path),
+        signing_key=SigningKey.from_seed(generate_seed()),
+        registry_refresh=never,
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)):
+        async with asyncio.timeout(10):
+            while "audit head" not in caplog.text:  # noqa: ASYNC110 - a log line is no event
+                await asyncio.sleep(0.01)
+        head = await audit.head(app[STORE_KEY])
+    assert f"audit head {head}" in caplog.text
 
 
 def test_config_round_trip(tmp_path: Path) -> None:

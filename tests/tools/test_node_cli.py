@@ -212,7 +212,20 @@ def test_tokens_and_audit(
     )
     assert "unknown scopes" in capsys.readouterr().err
     assert main(["node", "audit", "verify", str(node)]) == 0
-    assert "3 rows, hash chain intact" in capsys.readouterr().out
+    verified = capsys.readouterr().out
+    assert "3 rows, hash chain intact" in verified
+    assert "cannot be told without a head recorded earlier" in verified
+    assert main(["node", "audit", "head", str(node)]) == 0
+    head = capsys.readouterr().out.strip()
+    assert head.startswith("3:")
+    assert len(head) == 2 + 64
+    assert main(["node", "audit", "verify", str(node), "--witnessed", head]) == 0
+    assert f"witnessed head {head}: present, same hash" in capsys.readouterr().out
+    later = "4:" + head[2:]
+    assert main(["node", "audit", "verify", str(node), "--witnessed", later]) == 1
+    assert "audit log row 4: witnessed, but the log ends at row 3" in capsys.readouterr().err
+    assert main(["node", "audit", "verify", str(node), "--witnessed", "3:nothex"]) == 1
+    assert "ROW:HASH" in capsys.readouterr().err
 
     async def rows() -> int:
         store = await Store.open(node / "node.sqlite3")
