@@ -106,7 +106,13 @@ class PreparedDocuments:
         return [item.check for item in self.items if not isinstance(item, str)]
 
     def finish(self, holds: Sequence[bool]) -> list[SignedDocument | str]:
-        """Each document verified, or why not, given what each of :attr:`checks` answered."""
+        """Each document verified, or why not, given what each of :attr:`checks` answered.
+
+        Raises:
+            ValueError: not one answer per check.
+        """
+        if len(holds) != sum(not isinstance(item, str) for item in self.items):
+            raise ValueError(f"{len(holds)} answers for {len(self.checks)} signature checks")
         answers = iter(holds)
         checks: list[SignedDocument | str] = []
         for item in self.items:

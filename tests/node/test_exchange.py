@@ -557,3 +557,18 @@ async def test_a_failing_transaction_stores_nothing_of_the_batch_and_says_so(wor
     world.applier.explode.clear()
     results = await world.pipeline.receive([good.raw, bad.raw], from_peer="DE")
     assert [r.outcome for r in results] == ["accepted", "accepted"]
+
+
+async def test_prepared_documents_need_one_answer_per_check(world: World) -> None:
+    prepared = world.pipeline.prepare([sign(example_import_certificate()).raw, b"garbage"])
+    assert len(prepared.checks) == 1  # the garbage is refused before any check
+    with pytest.raises(ValueError, match="0 answers for 1 signature checks"):
+        prepared.finish([])
+    with pytest.raises(ValueError, match="2 answers for 1"):
+        prepared.finish([True, True])
+    signed, refused = prepared.finish([True])
+    assert isinstance(signed, SignedDocument)
+    assert isinstance(refused, str)
+    # An answer that the check did not hold is the document's refusal, not an exception.
+    (refused_too, _) = prepared.finish([False])
+    assert refused_too == "InvalidSignatureError: the signature does not verify with this key"
