@@ -39,7 +39,6 @@ __all__ = [
     "SyncTx",
     "Tx",
     "insert_new_documents_on",
-    "write_on",
 ]
 
 Direction = Literal["outbound", "inbound", "paper"]
@@ -388,16 +387,22 @@ def insert_new_documents_on(
     return sorted(seqs)
 
 
-def write_on(conn: sqlite3.Connection, now: int, fn: Callable[[SyncTx], T]) -> tuple[T, SyncTx]:
+def _write_on(
+    conn: sqlite3.Connection,
+    now: int,
+    fn: Callable[Concatenate[SyncTx, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> tuple[T, SyncTx]:
     """One write transaction on the database thread: BEGIN IMMEDIATE, ``fn``, COMMIT.
 
     Any exception rolls it back and propagates. Returns ``fn``'s result and the transaction,
-    whose new events the caller hands to :meth:`Store.announce` once back on the loop.
+    whose new events are announced once back on the loop.
     """
     tx = SyncTx(conn=conn, now=now)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(tx)
+        result = fn(tx, *args, **kwargs)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -565,30 +570,18 @@ class Store:
         Raises:
             StoreError: SQLite refused a statement or the commit (rolled back).
         """
-        done = await self.submit_job(
-            lambda conn: write_on(conn, self.now(), lambda tx: fn(tx, *args, **kwargs))
-        )
+        async with self._lock:
+            # Queued whole while no transaction of transaction() or read() is open: what
+            # queues after it runs after it, so the lock need not be held while it runs.
+            now = self.now()
+            conn = self._conn._conn  # noqa: SLF001 - see Tx.run
+            done = submit(self._conn, lambda: _write_on(conn, now, fn, *args, **kwargs))
         try:
             result, tx = await done
         except sqlite3.Error as e:
             raise StoreError(f"database refused the change: {e}") from e
-        self.announce(tx)
-        return result
-
-    async def submit_job(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue ``job(connection)`` on the database thread; return the future of its result.
-
-        Queued while no transaction of :meth:`transaction` or :meth:`read` is open, so ``job``
-        may run whole transactions of its own (:func:`write_on`); what queues after it runs
-        after it. The lock is not held while it runs.
-        """
-        async with self._lock:
-            conn = self._conn._conn  # noqa: SLF001 - see Tx.run
-            return submit(self._conn, lambda: job(conn))
-
-    def announce(self, tx: SyncTx) -> None:
-        """Tell the listeners what a transaction of :func:`write_on` committed (on the loop)."""
         self._announce(tx.new_events, made_outbox_due=tx.made_outbox_due)
+        return result
 
     def _announce(self, new_events: list[int], *, made_outbox_due: bool) -> None:
         if new_events:
