@@ -22,7 +22,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import aiohttp
 
@@ -51,9 +51,12 @@ __all__ = [
     "PeerEndpoints",
     "ReceiptVerifier",
     "read_capped",
+    "request_peer",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Largest batch body the worker sends; peers accept at least 1 MiB (``max_request_bytes``).
 MAX_BATCH_BYTES: Final = 768 * 1024
@@ -99,6 +102,71 @@ class NodeIdentity:
 
     country: str
     key: SigningKey
+
+
+async def request_peer(
+    session: aiohttp.ClientSession,
+    identity: NodeIdentity,
+    endpoints: Sequence[str],
+    *,
+    peer: str,
+    method: str,
+    target: str,
+    body: bytes,
+    now: Callable[[], int],
+    max_answer: int,
+    request_timeout: aiohttp.ClientTimeout,
+    accept: Callable[[bytes], T],
+) -> T:
+    """Send a signed node-to-node request to ``peer``; return what ``accept`` makes of the answer.
+
+    The registry's endpoints for the peer are tried in order within one attempt: an endpoint
+    that is unreachable, answers other than 200, answers too much, or answers what ``accept``
+    refuses (a ``NodeError``) is passed over for the next. Each request is signed afresh (a new
+    nonce): a peer that saw the first one would refuse its replay.
+
+    Raises:
+        DeliveryError: no endpoint gave an answer ``accept`` took; the reasons of each.
+    """
+    errors: list[str] = []
+    for base in endpoints:
+        header = sign_request(
+            method=method,
+            target=target,
+            body=body,
+            sender=identity.country,
+            audience=peer,
+            signing_key=identity.key.seed,
+            kid=identity.key.kid,
+            now=now(),
+        )
+        headers = {"Authorization": header}
+        if body:
+            headers["Content-Type"] = CBOR_MEDIA_TYPE
+        try:
+            async with session.request(
+                method,
+                base.rstrip("/") + target,
+                data=body or None,
+                headers=headers,
+                timeout=request_timeout,
+            ) as response:
+                answer = await read_capped(response, max_answer)
+                if response.status != 200:
+                    text = answer[:300].decode("utf-8", "replace")
+                    errors.append(f"{base}: HTTP {response.status}: {text}")
+                    continue
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            errors.append(f"{base}: unreachable: {type(e).__name__}: {e}")
+            continue
+        except DeliveryError as e:
+            errors.append(f"{base}: {e}")
+            continue
+        try:
+            return accept(answer)
+        except NodeError as e:
+            errors.append(f"{base}: answer not understood: {e}")
+    raise DeliveryError("; ".join(errors) or f"the registry lists no node endpoint for {peer}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,43 +298,21 @@ class DeliveryWorker:
         """
         body = encode_byte_strings(raws)
         expected = [document_id(raw) for raw in raws]
-        endpoints = list(self._endpoints(peer))
-        if not endpoints:
-            raise DeliveryError(f"the registry lists no node endpoint for {peer}")
-        errors: list[str] = []
-        for base in endpoints:
-            try:
-                answer = await self._post(base, peer, body)
-                return decode_results(answer, expected=expected, max_size=MAX_ANSWER_BYTES)
-            except DeliveryError as e:
-                errors.append(f"{base}: {e}")
-            except NodeError as e:
-                errors.append(f"{base}: answer not understood: {e}")
-        raise DeliveryError("; ".join(errors))
-
-    async def _post(self, base: str, peer: str, body: bytes) -> bytes:
-        header = sign_request(
+        return await request_peer(
+            self._session,
+            self._identity,
+            list(self._endpoints(peer)),
+            peer=peer,
             method="POST",
             target=PATH_DOCUMENTS,
             body=body,
-            sender=self._identity.country,
-            audience=peer,
-            signing_key=self._identity.key.seed,
-            kid=self._identity.key.kid,
-            now=self._store.now(),
+            now=self._store.now,
+            max_answer=MAX_ANSWER_BYTES,
+            request_timeout=self._timeout,
+            accept=lambda answer: decode_results(
+                answer, expected=expected, max_size=MAX_ANSWER_BYTES
+            ),
         )
-        headers = {"Authorization": header, "Content-Type": CBOR_MEDIA_TYPE}
-        try:
-            async with self._session.post(
-                base.rstrip("/") + PATH_DOCUMENTS, data=body, headers=headers, timeout=self._timeout
-            ) as response:
-                answer = await read_capped(response, MAX_ANSWER_BYTES)
-                if response.status != 200:
-                    text = answer[:300].decode("utf-8", "replace")
-                    raise DeliveryError(f"HTTP {response.status}: {text}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise DeliveryError(f"unreachable: {type(e).__name__}: {e}") from e
-        return answer
 
     async def _record_failures(self, batch: Sequence[OutboxEntry], error: str) -> None:
         async with self._store.transaction() as tx:

@@ -18,12 +18,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from permitnet.node.delivery import ALERT_DELIVERY_REJECTED, DeliveryError, read_capped
+from permitnet.node.delivery import ALERT_DELIVERY_REJECTED, DeliveryError, request_peer
 from permitnet.node.errors import NodeError
 from permitnet.node.exchange_checks import ReceiptError, check_receipt
-from permitnet.node.peer_auth import sign_request
 from permitnet.node.peer_wire import (
-    CBOR_MEDIA_TYPE,
     MAX_BATCH,
     PATH_OUTBOX,
     PATH_RECEIPTS,
@@ -217,35 +215,16 @@ class PullWorker:
             await self._request("POST", peer, PATH_RECEIPTS, body)
 
     async def _request(self, method: str, peer: str, target: str, body: bytes) -> bytes:
-        errors: list[str] = []
-        for base in self._endpoints(peer):
-            header = sign_request(
-                method=method,
-                target=target,
-                body=body,
-                sender=self._identity.country,
-                audience=peer,
-                signing_key=self._identity.key.seed,
-                kid=self._identity.key.kid,
-                now=self._clock(),
-            )
-            headers = {"Authorization": header}
-            if body:
-                headers["Content-Type"] = CBOR_MEDIA_TYPE
-            try:
-                async with self._session.request(
-                    method,
-                    base.rstrip("/") + target,
-                    data=body or None,
-                    headers=headers,
-                    timeout=self._timeout,
-                ) as response:
-                    answer = await read_capped(response, MAX_OUTBOX_ANSWER)
-                    if response.status == 200:
-                        return answer
-                    errors.append(f"{base}: HTTP {response.status}: {answer[:300]!r}")
-            except (aiohttp.ClientError, TimeoutError, OSError) as e:
-                errors.append(f"{base}: unreachable: {type(e).__name__}: {e}")
-            except DeliveryError as e:
-                errors.append(f"{base}: {e}")
-        raise DeliveryError("; ".join(errors) or f"the registry lists no endpoint for {peer}")
+        return await request_peer(
+            self._session,
+            self._identity,
+            list(self._endpoints(peer)),
+            peer=peer,
+            method=method,
+            target=target,
+            body=body,
+            now=self._clock,
+            max_answer=MAX_OUTBOX_ANSWER,
+            request_timeout=self._timeout,
+            accept=bytes,
+        )

@@ -33,8 +33,7 @@ from prometheus_client import Gauge
 
 from permitnet.node import app as node_app
 from permitnet.node import ops, peer_http
-from permitnet.node.delivery import DeliveryError, NodeIdentity, read_capped
-from permitnet.node.peer_auth import sign_request
+from permitnet.node.delivery import DeliveryError, NodeIdentity, request_peer
 from permitnet.node.peer_wire import CBOR_MEDIA_TYPE
 from permitnet.node.registry_fetch import RegistryFetchError
 from permitnet.node.registry_holder import RegistryUnavailableError
@@ -218,33 +217,19 @@ class SplitViewMonitor:
             await tx.raise_alert(ALERT_REGISTRY_SPLIT_VIEW, subject, message)
 
     async def _fetch(self, country: str) -> bytes:
-        errors: list[str] = []
-        for base in self._endpoints(country):
-            header = sign_request(
-                method="GET",
-                target=PATH_REGISTRY_HEAD,
-                body=b"",
-                sender=self._identity.country,
-                audience=country,
-                signing_key=self._identity.key.seed,
-                kid=self._identity.key.kid,
-                now=self._clock(),
-            )
-            try:
-                async with self._session.get(
-                    base.rstrip("/") + PATH_REGISTRY_HEAD,
-                    headers={"Authorization": header},
-                    timeout=self._timeout,
-                ) as response:
-                    answer = await read_capped(response, MAX_HEAD_SIZE)
-                    if response.status == 200:
-                        return answer
-                    errors.append(f"{base}: HTTP {response.status}: {answer[:300]!r}")
-            except (aiohttp.ClientError, TimeoutError, OSError) as e:
-                errors.append(f"{base}: unreachable: {type(e).__name__}: {e}")
-            except DeliveryError as e:
-                errors.append(f"{base}: {e}")
-        raise DeliveryError("; ".join(errors) or f"the registry lists no endpoint for {country}")
+        return await request_peer(
+            self._session,
+            self._identity,
+            list(self._endpoints(country)),
+            peer=country,
+            method="GET",
+            target=PATH_REGISTRY_HEAD,
+            body=b"",
+            now=self._clock,
+            max_answer=MAX_HEAD_SIZE,
+            request_timeout=self._timeout,
+            accept=bytes,
+        )
 
 
 #: The comparison interval in seconds (set before the app starts; default 10 minutes).
