@@ -35,7 +35,10 @@ class RegistryBase:
         self.directory = directory
         self.store = store
         self._seed = snapshot_seed
-        self.state: RegistryState = fold(decode_record(r) for r in store.records())
+        records = store.records()
+        self.state: RegistryState = fold(decode_record(r) for r in records)
+        #: How many log records ``state`` folds.
+        self._folded = len(records)
 
     def close(self) -> None:
         """Close the database."""
@@ -56,6 +59,7 @@ class RegistryBase:
         network grow the database.
         """
         try:
+            self._catch_up()
             yield
         except (OperationError, ProtocolError) as e:
             if actor == PUBLIC_ACTOR:
@@ -80,8 +84,28 @@ class RegistryBase:
         action: str,
         detail: dict[str, object],
     ) -> None:
-        state = fold(records, self.state)  # raises RecordError before anything is written
         with self.store.transaction() as db:
+            self._catch_up()
+            state = fold(records, self.state)  # raises RecordError: nothing is written
             self.store.append(db, [encode_record(r) for r in records], now)
             self.store.audit(db, at=now, actor=actor, action=action, detail=detail)
+        self._folded_as(state, len(records))
+
+    def _catch_up(self) -> None:
+        """Fold the records another process appended since this one last read the log.
+
+        The CLI may change the registry while ``serve`` runs from the same directory (a cron
+        ``publish``, an operator's ``add-country``); each operation starts from the whole log,
+        and each commit checks its records against it again inside its write transaction,
+        where no other process can append.
+        """
+        size = self.store.log_size()
+        if size != self._folded:
+            tail = self.store.records_from(self._folded, size)
+            self.state = fold((decode_record(r) for r in tail), self.state)
+            self._folded = size
+
+    def _folded_as(self, state: RegistryState, appended: int) -> None:
+        """Take ``state`` after committing ``appended`` records folded into it."""
         self.state = state
+        self._folded += appended

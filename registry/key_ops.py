@@ -70,13 +70,18 @@ class KeyOperations(RegistryBase):
             RegistryError: the request no longer verifies against the current keys.
         """
         with self._audited(actor, now, "approve-key-request", {"id": request_id}):
-            row = self.store.request(request_id)
-            if row.status != "pending":
-                raise ConflictError(f"key request {request_id} is already {row.status}")
-            request = verify_key_request(row.raw, self.state.keys)
-            records = key_records_for(self.state.keys, request, fingerprint, overlap_seconds, now)
-            state = fold(records, self.state)
+            # Decided inside the write transaction: no other process can decide the request or
+            # change the keys between the checks and the write.
             with self.store.transaction() as db:
+                self._catch_up()
+                row = self.store.request(request_id)
+                if row.status != "pending":
+                    raise ConflictError(f"key request {request_id} is already {row.status}")
+                request = verify_key_request(row.raw, self.state.keys)
+                records = key_records_for(
+                    self.state.keys, request, fingerprint, overlap_seconds, now
+                )
+                state = fold(records, self.state)
                 self.store.append(db, [encode_record(r) for r in records], now)
                 self.store.decide_request(db, request_id, "approved", actor, now)
                 self.store.audit(
@@ -86,7 +91,7 @@ class KeyOperations(RegistryBase):
                     action="approve-key-request",
                     detail={"id": request_id, **describe_request(request)},
                 )
-            self.state = state
+            self._folded_as(state, len(records))
             return records
 
     def reject_key_request(self, request_id: int, *, reason: str, actor: str, now: int) -> None:
@@ -96,19 +101,21 @@ class KeyOperations(RegistryBase):
             NotFoundError: no such request.
             ConflictError: not pending.
         """
-        with self._audited(actor, now, "reject-key-request", {"id": request_id}):
+        with (
+            self._audited(actor, now, "reject-key-request", {"id": request_id}),
+            self.store.transaction() as db,
+        ):
             row = self.store.request(request_id)
             if row.status != "pending":
                 raise ConflictError(f"key request {request_id} is already {row.status}")
-            with self.store.transaction() as db:
-                self.store.decide_request(db, request_id, "rejected", actor, now)
-                self.store.audit(
-                    db,
-                    at=now,
-                    actor=actor,
-                    action="reject-key-request",
-                    detail={"id": request_id, "reason": reason},
-                )
+            self.store.decide_request(db, request_id, "rejected", actor, now)
+            self.store.audit(
+                db,
+                at=now,
+                actor=actor,
+                action="reject-key-request",
+                detail={"id": request_id, "reason": reason},
+            )
 
     def revoke_key(
         self, kid: bytes, *, compromised_at: int, reason: str, actor: str, now: int

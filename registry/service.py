@@ -228,6 +228,9 @@ class Registry(KeyOperations, TokenOperations):
         """
         root = self.root
         if public_key_from_seed(self._seed) not in root.snapshot_keys:
+            # Another process (the CLI's rotate-root beside ``serve``) may have rotated it.
+            self._seed = read_seed(self.directory / SNAPSHOT_KEY_FILE)
+        if public_key_from_seed(self._seed) not in root.snapshot_keys:
             raise StorageError(f"{SNAPSHOT_KEY_FILE} is not a snapshot key of root v{root.version}")
         expiry = expiry_seconds or int(
             self.store.get_meta("expiry_seconds") or DEFAULT_EXPIRY_SECONDS

@@ -380,3 +380,69 @@ def test_audit_log_is_hash_chained(registry: Registry, tmp_path: Path) -> None:
         reopened.store.verify_audit()
     database.close()
     reopened.close()
+
+
+def test_a_server_sees_what_the_cli_changed_in_the_same_directory(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # `serve` keeps one Registry open; the CLI opens its own on the same directory (a cron
+    # publish, an operator's add-country). Each must start from the whole log.
+    server = registry
+    cli = Registry.open(tmp_path / "reg")
+    try:
+        cli.set_country("IT", authority="AIFA", endpoints=[], contact="", actor=OPS, now=T0)
+        # The server enrols a key for the country the CLI added.
+        enroll(server, "it-1", country="IT")
+        assert kid_of("it-1") in server.state.keys
+        # The CLI revokes it; the server must not let it sign a rotation afterwards.
+        cli.revoke_key(kid_of("it-1"), compromised_at=T0, reason="lost", actor=OPS, now=T0 + 1)
+        rotation = build_rotation_request(
+            seed("it-1"), seed("it-2"), country="IT", valid_from=T0 + 2, requested_at=T0 + 2
+        )
+        with pytest.raises((RegistryServerError, ProtocolError)):
+            server.submit_key_request(rotation, actor="public", now=T0 + 2)
+        # Both see every record, and the log folds again from scratch to the same state.
+        assert Registry.open(tmp_path / "reg").state == server.state == cli.state
+    finally:
+        cli.close()
+
+
+def test_a_request_decided_elsewhere_cannot_be_decided_again(
+    registry: Registry, tmp_path: Path
+) -> None:
+    raw = build_enrollment_request(seed("de-9"), country="DE", valid_from=T0, requested_at=T0)
+    row = registry.submit_key_request(raw, actor="public", now=T0)
+    other = Registry.open(tmp_path / "reg")
+    try:
+        other.reject_key_request(row.id, reason="not confirmed", actor=OPS, now=T0 + 1)
+    finally:
+        other.close()
+    with pytest.raises(ConflictError, match="already rejected"):
+        registry.approve_key_request(
+            row.id, fingerprint=kid_of("de-9").hex(), overlap_seconds=0, actor=OPS, now=T0 + 2
+        )
+    assert kid_of("de-9") not in registry.state.keys
+
+
+def test_publish_takes_the_snapshot_key_the_cli_rotated(registry: Registry, tmp_path: Path) -> None:
+    registry.publish(actor=OPS, now=T0)
+    cli = Registry.open(tmp_path / "reg")
+    try:
+        cli.rotate_root(
+            old_seeds=[read_seed(tmp_path / "offline" / f"root-{i}.key") for i in (1, 2)],
+            new_seeds=[seed(f"new-{i}") for i in range(3)],
+            threshold=2,
+            rotate_snapshot_key=True,
+            actor=OPS,
+            now=T0 + 10,
+        )
+    finally:
+        cli.close()
+    # The server still held the old snapshot key in memory.
+    publication = registry.publish(actor=OPS, now=T0 + 20)
+    client = TrustedRegistry(registry.store.root(1))
+    client.update_root(registry.store.root(2))
+    view = client.update_snapshot(
+        registry.store.artefact("snapshot", publication.version), now=T0 + 20
+    )
+    assert view.root_version == 2
