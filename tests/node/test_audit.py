@@ -155,3 +155,18 @@ async def test_witnessed_row_zero_must_be_the_genesis(tmp_path: Path) -> None:
             await audit.verify_chain(store, witnessed=[audit.AuditHead(0, b"\x01" * 32)])
     finally:
         await store.close()
+
+
+async def test_two_witnessed_heads_for_one_row_that_disagree_fail_whatever_their_order(
+    tmp_path: Path,
+) -> None:
+    store = await _store_with_rows(tmp_path / "a.sqlite3", 3)
+    try:
+        right = await audit.head(store)
+        wrong = audit.AuditHead(right.seq, b"\x07" * 32)
+        for heads in ([wrong, right], [right, wrong]):
+            with pytest.raises(AuditChainError, match="not the one witnessed"):
+                await audit.verify_chain(store, witnessed=heads)
+        assert await audit.verify_chain(store, witnessed=[right, right]) == 3
+    finally:
+        await store.close()
