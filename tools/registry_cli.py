@@ -167,11 +167,15 @@ def _reject(registry: Registry, args: argparse.Namespace) -> None:
     print(f"key request {args.id} rejected")
 
 
-def _revoke(registry: Registry, args: argparse.Namespace) -> None:
+def _hex(text: str, what: str) -> bytes:
     try:
-        kid = bytes.fromhex(args.kid)
+        return bytes.fromhex(text)
     except ValueError as e:
-        raise CliError(f"kid {args.kid!r} is not hex") from e
+        raise CliError(f"{what} {text!r} is not hex") from e
+
+
+def _revoke(registry: Registry, args: argparse.Namespace) -> None:
+    kid = _hex(args.kid, "kid")
     key = registry.revoke_key(
         kid, compromised_at=args.compromised_at, reason=args.reason, actor=_actor(), now=_now()
     )
@@ -202,7 +206,7 @@ def _estimate(kind: str) -> Callable[[Registry, argparse.Namespace], None]:
 
 def _catalogue(registry: Registry, args: argparse.Namespace) -> None:
     edition = args.edition or DEFAULT_CATALOGUE.edition
-    digest = bytes.fromhex(args.digest) if args.digest else DEFAULT_CATALOGUE.digest()
+    digest = _hex(args.digest, "digest") if args.digest else DEFAULT_CATALOGUE.digest()
     registry.set_catalogue(edition, digest, actor=_actor(), now=_now())
     print(f"catalogue edition {edition} ({digest.hex()}) set")
 

@@ -140,6 +140,7 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ("set-estimate", reg, "DE", "morphine", "2026", "5", "--effective", "2026-01-01"),
         ("approve", reg, "7"),
         ("revoke-key", reg, "zz", "--compromised-at", "0", "--reason", "x"),
+        ("set-catalogue", reg, "--digest", "not hex"),
         ("export", reg, str(tmp_path / "out")),
         ("init", reg, "--root-keys-dir", str(tmp_path / "k2")),
         ("init", str(tmp_path / "r3"), "--root-keys-dir", str(tmp_path / "r3" / "keys")),
