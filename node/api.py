@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from permitnet.node import api_feeds, tokens
+from permitnet.node import api_feeds, drafting, tokens
 from permitnet.node.api_common import PREFIX, auth, int_param, json_body, services
 from permitnet.node.errors import ConflictError, NodeError, ValidationError
 from permitnet.protocol.errors import DocumentError, ProtocolError, RuleViolation
@@ -315,6 +315,9 @@ async def post_paper_certificate(request: web.Request) -> web.Response:
         raise ValidationError("scan.media_type must be application/pdf, image/png or image/jpeg")
     if not isinstance(filename, str) or not filename.strip():
         raise ValidationError("scan.filename is required")
+    # Served back later under the stored type: the bytes must be what the client says.
+    if content and drafting.scan_media_type(content) != media_type:
+        raise ValidationError(f"scan: the file is not {media_type}")
 
     async def create() -> tuple[int, dict[str, Any]]:
         record = await services(request).record_paper_certificate(

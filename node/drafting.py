@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRAFT_TYPES",
+    "SCAN_TYPES",
     "build_cancellation",
     "build_endorsement",
     "build_export_authorization",
@@ -44,7 +45,29 @@ __all__ = [
     "document_json",
     "parse_id",
     "record_for",
+    "scan_media_type",
 ]
+
+#: What a paper certificate's scan may be, by its first bytes; anything else is refused rather
+#: than stored and later served under a type it is not.
+SCAN_TYPES: Final = {
+    b"%PDF-": "application/pdf",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+}
+
+
+def scan_media_type(scan: bytes) -> str:
+    """The media type of a scan, read from its first bytes.
+
+    Raises:
+        ValidationError: it is not a PDF, PNG or JPEG file.
+    """
+    for magic, media in SCAN_TYPES.items():
+        if scan.startswith(magic):
+            return media
+    raise ValidationError("Scan: upload the scan as a PDF, PNG or JPEG file")
+
 
 #: The document types a node prepares as drafts, by their API names.
 DRAFT_TYPES: Final = (

@@ -7,10 +7,9 @@ the document page.
 
 from __future__ import annotations
 
-from typing import Final
-
 from aiohttp import web
 
+from permitnet.node import drafting
 from permitnet.node.accounts import Permission
 from permitnet.node.errors import NodeError, NotFoundError, ValidationError
 from permitnet.node.web import _forms
@@ -20,20 +19,6 @@ from permitnet.protocol.errors import ProtocolError
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
-
-#: What a scan may be; anything else is refused rather than stored blindly.
-_SCAN_TYPES: Final = {
-    b"%PDF-": "application/pdf",
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-}
-
-
-def _media_type(scan: bytes) -> str:
-    for magic, media in _SCAN_TYPES.items():
-        if scan.startswith(magic):
-            return media
-    raise ValidationError("Scan: upload the scan as a PDF, PNG or JPEG file")
 
 
 def _page(
@@ -69,7 +54,7 @@ async def record_paper(request: web.Request, ctx: PageContext) -> web.StreamResp
         scan = upload.file.read()
         if not scan:
             raise ValidationError(f"Scan: {upload.filename} is empty")
-        media_type = _media_type(scan)
+        media_type = drafting.scan_media_type(scan)
         body = _forms.certificate_body(ctx.field)
         body.pop("exporting_country")
         body["issuer"] = ctx.field("issuer").upper()

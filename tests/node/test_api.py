@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -557,6 +558,17 @@ async def test_paper_certificate_over_http(nodes: tuple[Node, Node]) -> None:
     )
     assert resp.status == 400
     assert "base64" in (await checked(resp))["error"]["message"]
+    # The bytes must be what the client declares: the scan is served back under that type.
+    for content, message in (
+        (base64.b64encode(b"\x89PNG\r\n\x1a\n...").decode(), "not application/pdf"),
+        (base64.b64encode(b"<html><script>").decode(), "PDF, PNG or JPEG"),
+    ):
+        bad = body | {"scan": scan | {"content_base64": content}}
+        resp = await fr.client.post(
+            "/api/v1/paper-import-certificates", json=bad, headers=fr.auth("officer")
+        )
+        assert resp.status == 400
+        assert message in (await checked(resp))["error"]["message"]
 
 
 async def test_event_stream_resumes_after_last_event_id(nodes: tuple[Node, Node]) -> None:
