@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from permitnet.protocol.documents import DeliveryReceipt
 
 __all__ = ["DEFAULT_PULL_LIMIT", "PullWorker", "outbox_answer", "record_receipts"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -192,29 +194,35 @@ class PullWorker:
 
     async def _fetch(self, peer: str, limit: int) -> tuple[list[bytes], bool]:
         target = PATH_OUTBOX + "?" + urlencode({"for": self._identity.country, "limit": limit})
-        answer = await self._request("GET", peer, target, b"")
-        try:
-            item = decode_cbor(answer, max_size=MAX_OUTBOX_ANSWER, max_depth=2)
-        except ProtocolError as e:
-            raise DeliveryError(f"{peer}'s outbox answer is not strict CBOR: {e}") from e
-        if (
-            not isinstance(item, dict)
-            or set(item) != {"v", "documents", "more"}
-            or item["v"] != WIRE_VERSION
-            or not isinstance(item["documents"], list)
-            or not all(isinstance(d, bytes) for d in item["documents"])
-            or not isinstance(item["more"], bool)
-            or len(item["documents"]) > limit
-        ):
-            raise DeliveryError(f"{peer}'s outbox answer is not a version-1 outbox map")
-        return item["documents"], item["more"]
+
+        def outbox(answer: bytes) -> tuple[list[bytes], bool]:
+            # Checked as the endpoint's answer: a malformed one passes to the next endpoint.
+            try:
+                item = decode_cbor(answer, max_size=MAX_OUTBOX_ANSWER, max_depth=2)
+            except ProtocolError as e:
+                raise DeliveryError(f"{peer}'s outbox answer is not strict CBOR: {e}") from e
+            if (
+                not isinstance(item, dict)
+                or set(item) != {"v", "documents", "more"}
+                or item["v"] != WIRE_VERSION
+                or not isinstance(item["documents"], list)
+                or not all(isinstance(d, bytes) for d in item["documents"])
+                or not isinstance(item["more"], bool)
+                or len(item["documents"]) > limit
+            ):
+                raise DeliveryError(f"{peer}'s outbox answer is not a version-1 outbox map")
+            return item["documents"], item["more"]
+
+        return await self._request("GET", peer, target, b"", outbox)
 
     async def _acknowledge(self, peer: str, receipts: list[bytes]) -> None:
         for start in range(0, len(receipts), MAX_BATCH):
             body = encode_byte_strings(receipts[start : start + MAX_BATCH])
-            await self._request("POST", peer, PATH_RECEIPTS, body)
+            await self._request("POST", peer, PATH_RECEIPTS, body, bytes)
 
-    async def _request(self, method: str, peer: str, target: str, body: bytes) -> bytes:
+    async def _request(
+        self, method: str, peer: str, target: str, body: bytes, accept: Callable[[bytes], T]
+    ) -> T:
         return await request_peer(
             self._session,
             self._identity,
@@ -226,5 +234,5 @@ class PullWorker:
             now=self._clock,
             max_answer=MAX_OUTBOX_ANSWER,
             request_timeout=self._timeout,
-            accept=bytes,
+            accept=accept,
         )

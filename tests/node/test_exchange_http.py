@@ -201,6 +201,34 @@ async def test_peer_down_then_pull_instead(tmp_path: Path) -> None:
         await de.runner.cleanup()
 
 
+async def test_a_malformed_outbox_answer_passes_to_the_next_endpoint(tmp_path: Path) -> None:
+    # The first endpoint the registry lists answers 200 with what is not an outbox map: the
+    # puller goes on to the next one, as for an endpoint that is down.
+    de, india = await start_nodes(tmp_path, reachable={"DE"}, pull={"IN": ("DE",)})
+
+    async def garbage(_request: web.Request) -> web.Response:
+        return web.Response(body=b"\xa1\x61x\x01", content_type="application/cbor")
+
+    bogus = web.Application()
+    bogus.router.add_get("/peer/v1/outbox", garbage)
+    runner = web.AppRunner(bogus)
+    await runner.setup()
+    sock = _bound_socket()
+    await web.SockSite(runner, sock).start()
+    try:
+        certificate = await issue_certificate(de)
+        puller = india.app[EXCHANGE_KEY].puller
+        assert puller is not None
+        bogus_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        puller._endpoints = lambda country: [bogus_url, de.url]  # the registry lists two
+        assert await puller.pull_from("DE") == 1
+        assert await held(india, certificate)
+    finally:
+        await runner.cleanup()
+        await india.runner.cleanup()
+        await de.runner.cleanup()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Call:
     method: str = "POST"
