@@ -278,10 +278,11 @@ class InboundPipeline:
                     request.answer.set_exception(e)
                 continue
             except BaseException:
-                # Cancelled (the event loop is stopping): tell the senders to send again.
+                # Cancelled (the event loop is stopping): the transaction may still commit, so
+                # tell the senders to send again (receiving is idempotent by document id).
                 for request in group + self._waiting:
                     request.answer.set_exception(
-                        StoreError("the receiving transaction was cancelled; send again")
+                        StoreError("the node stopped while storing these documents; send again")
                     )
                 self._waiting = []
                 raise

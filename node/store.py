@@ -576,12 +576,19 @@ class Store:
             now = self.now()
             conn = self._conn._conn  # noqa: SLF001 - see Tx.run
             done = submit(self._conn, lambda: _write_on(conn, now, fn, *args, **kwargs))
+        # Announced when it commits, even if the caller is cancelled meanwhile: the database
+        # thread commits all the same, and listeners must not miss it.
+        done.add_done_callback(self._announce_committed)
         try:
-            result, tx = await done
+            result, _ = await asyncio.shield(done)
         except sqlite3.Error as e:
             raise StoreError(f"database refused the change: {e}") from e
-        self._announce(tx.new_events, made_outbox_due=tx.made_outbox_due)
         return result
+
+    def _announce_committed(self, done: asyncio.Future[tuple[Any, SyncTx]]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            tx = done.result()[1]
+            self._announce(tx.new_events, made_outbox_due=tx.made_outbox_due)
 
     def _announce(self, new_events: list[int], *, made_outbox_due: bool) -> None:
         if new_events:

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import hashlib
 import sqlite3
+import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -396,3 +398,28 @@ def test_insert_rows_splits_below_sqlites_parameter_limit() -> None:
     rows = [(i, i, i) for i in range(25_000)]  # 75,000 parameters: three statements
     insert_rows(conn, "INSERT INTO t (a, b, c) VALUES (?,?,?)", rows)
     assert conn.execute("SELECT count(*), sum(a) FROM t").fetchone() == (25_000, sum(range(25_000)))
+
+
+async def test_a_transact_whose_caller_is_cancelled_still_commits_and_announces(
+    store: Store,
+) -> None:
+    announced: list[list[int]] = []
+    store.add_listener(announced.append)
+    started = threading.Event()
+
+    def slow(tx: SyncTx) -> None:
+        started.set()
+        time.sleep(0.2)
+        _insert_on(tx, "late", fail=False, events=(9,))
+
+    caller = asyncio.ensure_future(store.transact(slow))
+    await asyncio.to_thread(started.wait, 10)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    # The database thread commits all the same; the listeners hear of it.
+    async with asyncio.timeout(10):
+        while not announced:  # noqa: ASYNC110 - a listener call is no event to await
+            await asyncio.sleep(0.01)
+    assert announced == [[9]]
+    assert await store.query("SELECT nonce FROM nonces") == [("late",)]
