@@ -26,9 +26,16 @@ def test_every_package_directory_is_listed() -> None:
     listed = set(_setuptools_config()["packages"])  # type: ignore[call-overload]
     found = set()
     for folder, dotted in TOP_LEVEL.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            relative = init.parent.relative_to(ROOT / folder)
-            found.add(".".join([dotted, *relative.parts]))
+        # Every directory that holds files is a package to setuptools, data-only ones too
+        # (templates, static files): one left out is warned about and not installed.
+        for directory in [ROOT / folder, *(ROOT / folder).rglob("*")]:
+            relative = directory.relative_to(ROOT / folder)
+            if not directory.is_dir() or any(
+                part.startswith(".") or part == "__pycache__" for part in relative.parts
+            ):
+                continue
+            if any(child.is_file() for child in directory.iterdir()):
+                found.add(".".join([dotted, *relative.parts]))
     assert found == listed, f"packages in pyproject.toml differ: {found ^ listed}"
 
 
