@@ -239,7 +239,11 @@ def _background_ctx(
                 name="permitnet-overdue-check",
             ),
             asyncio.create_task(
-                _every(AUDIT_HEAD_LOG_SECONDS, _audit_head_logger(app[STORE_KEY]), "audit head"),
+                _every(
+                    AUDIT_HEAD_LOG_SECONDS,
+                    _audit_head_logger(app[STORE_KEY], config.country),
+                    "audit head",
+                ),
                 name="permitnet-audit-head",
             ),
         ]
@@ -310,7 +314,7 @@ async def _refresh_round(app: web.Application, refresh: RegistryRefresh) -> None
         raise
 
 
-def _audit_head_logger(store: Store) -> Callable[[], Awaitable[None]]:
+def _audit_head_logger(store: Store, country: str) -> Callable[[], Awaitable[None]]:
     # The log leaves the machine (journald, syslog forwarding) where the database does not:
     # a head logged there lets `permitnet node audit verify --witnessed` find rows cut from
     # the end of the audit log (node/audit.py). Logged when it has changed.
@@ -319,7 +323,7 @@ def _audit_head_logger(store: Store) -> Callable[[], Awaitable[None]]:
     async def log_head() -> None:
         current = await audit.head(store)
         if not logged or logged[-1] != current:
-            _log.info("audit head %s", current)
+            _log.info("audit head %s of the %s node", current, country)
             logged[:] = [current]
 
     return log_head
