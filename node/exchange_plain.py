@@ -114,10 +114,13 @@ def known_on(
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
+        # One statement (one SQLite step on this busy thread); EXISTS stops at the first
+        # document waiting for another, where count(*) read them all.
         rows = conn.execute(
             f"SELECT 'held', id FROM documents WHERE id IN ({marks}) UNION ALL "  # noqa: S608 - only placeholders are interpolated
             f"SELECT 'pending', document_id FROM inbound_pending WHERE document_id IN ({marks}) "
-            "UNION ALL SELECT 'waiting', count(*) FROM inbound_pending WHERE reason = 'dependency'",
+            "UNION ALL SELECT 'waiting', EXISTS "
+            "(SELECT 1 FROM inbound_pending WHERE reason = 'dependency')",
             chunk + chunk,
         ).fetchall()
         for kind, value in rows:
