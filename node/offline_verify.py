@@ -96,6 +96,8 @@ class Verdict:
         signed: the verified signed document, for callers that show more. Also set when
             only the PDF around an authentic signed document failed (its words or pages were
             altered): the reason says so, and ``authentic`` is False.
+        printout: the signed document printed as PDF, when a PDF input was compared with it
+            (``permitnet print`` reuses it rather than printing again).
     """
 
     authentic: bool
@@ -116,6 +118,7 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     sections: tuple[Section, ...] = field(default=(), repr=False)
     signed: SignedDocument | None = field(default=None, repr=False)
+    printout: bytes | None = field(default=None, repr=False)
 
     def summary(self) -> list[str]:
         """Return the verdict as lines of text, the first one saying authentic or not and why."""
@@ -245,10 +248,12 @@ def verify_offline(
             "only the QR code was verified, not the text around it: compare the fields shown "
             "here with the paper"
         )
-    reason = None
+    reason = printout = None
     if data.startswith(b"%PDF-"):
         if signed.document.DOCUMENT_TYPE in PRINTABLE_TYPES:
-            reason = compare_printout(data, signed, catalogue=catalogue, warnings=warnings)
+            reason, printout = compare_printout(
+                data, signed, catalogue=catalogue, warnings=warnings
+            )
         else:
             # Its pages could say anything: nothing printed them from this document.
             kind = signed.document.DOCUMENT_TYPE.replace("_", " ")
@@ -274,6 +279,7 @@ def verify_offline(
         warnings=tuple(warnings),
         sections=document_sections(signed, catalogue=catalogue),
         signed=signed,
+        printout=printout,
         registry_version=view.version,
         registry_expires_at=view.expires_at,
     )

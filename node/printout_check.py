@@ -45,8 +45,12 @@ class _PageCountError(Exception):
 
 def compare_printout(
     data: bytes, signed: SignedDocument, *, catalogue: Catalogue, warnings: list[str]
-) -> str | None:
-    """Return why a PDF's pages are not the printout of its signed document, or None.
+) -> tuple[str | None, bytes | None]:
+    """Compare a PDF's pages with the printout of its signed document.
+
+    Returns ``(reason, printout)``: why the pages are not that printout (None when they are),
+    and the printout itself (None when it could not be made), which a caller printing the
+    document may reuse rather than print it again.
 
     Args:
         data: the PDF as given.
@@ -54,15 +58,18 @@ def compare_printout(
         catalogue: the catalogue printing uses.
         warnings: where to add a warning when the comparison cannot be made at all.
 
-    Returns:
-        None when the PDF is byte for byte the reprint, or prints the same words; otherwise
-        the reason, naming the first word that differs or the page count.
+    The reason is None when the PDF is byte for byte the reprint, or prints the same words;
+    otherwise it names the first word that differs or the page count.
     """
     try:
         reprinted = print_document(signed, catalogue=catalogue)
     except Exception as e:  # noqa: BLE001 - a printing failure must not hide the verdict
         warnings.append(f"the printed text of the PDF could not be compared: {e}")
-        return None
+        return None, None
+    return _difference(data, reprinted), reprinted
+
+
+def _difference(data: bytes, reprinted: bytes) -> str | None:
     if reprinted == data:
         # Printing is deterministic: an untouched printout is byte for byte the reprint, and
         # comparing bytes spares extracting the text of both (the slow part).

@@ -138,7 +138,8 @@ def cmd_print(args: argparse.Namespace) -> int:
         return 1
     signed = verdict.signed
     try:
-        pdf = print_document(signed)
+        # A PDF input was printed again to compare it: that printout is the one to write.
+        pdf = verdict.printout if verdict.printout is not None else print_document(signed)
     except NodeError as e:
         raise CliError(str(e)) from e
     output: Path = args.output or Path(attachment_name(signed)).with_suffix(".pdf")

@@ -10,15 +10,17 @@ import io
 import json
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pypdfium2
 import pytest
 
+from permitnet.node import printout_check
 from permitnet.node.config import NodeConfig
 from permitnet.node.printing import print_document
 from permitnet.node.registry_fetch import _SNAPSHOT_FILE
 from permitnet.protocol.qr import encode_qr_text
+from permitnet.tools import verify_cli
 from permitnet.tools.cli import main
 
 from ..node.test_offline_verify import (
@@ -304,6 +306,33 @@ def test_print_verifies_then_prints_from_a_signed_file_or_a_scan(
     assert main(["print", signed_file, *registry]) == 1
     assert "exists: give --force" in capsys.readouterr().err
     assert main(["print", signed_file, *registry, "--force"]) == 0
+
+
+def test_printing_a_pdf_prints_the_document_once(
+    tmp_path: Path,
+    registry_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Verifying a PDF prints its signed document again to compare the pages; printing it
+    # then writes that printout rather than rendering a third of a second again.
+    snap, root = registry_files
+    pdf = write(tmp_path, "c.pdf", print_document(CERTIFICATE))
+    renders: list[object] = []
+    real = print_document
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        renders.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(printout_check, "print_document", counting)
+    monkeypatch.setattr(verify_cli, "print_document", counting)
+    output = tmp_path / "out.pdf"
+    registry = ["--snapshot", str(snap), "--root", str(root), "--at", str(NOW)]
+    assert main(["print", pdf, *registry, "-o", str(output)]) == 0
+    capsys.readouterr()
+    assert len(renders) == 1
+    assert output.read_bytes() == print_document(CERTIFICATE)
 
 
 def test_print_refuses_what_is_not_authentic(
