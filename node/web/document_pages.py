@@ -98,23 +98,25 @@ async def _related(record: DocumentRecord, request: web.Request) -> dict[str, An
                 break
             chain_ids.insert(0, row[0])
             current = row[2]
+        # The walk reads ids only; the documents are read together after it.
         frontier = [chain_ids[0]] if chain_ids else []
-        chain: list[Any] = []
-        while frontier and len(chain) < 50:
+        walked: list[str] = []
+        while frontier and len(walked) < 50:
             doc_id = frontier.pop(0)
-            chain.append(await tx.get_document(doc_id))
+            walked.append(doc_id)
             children = await tx.fetchall(
                 "SELECT id FROM documents WHERE refers_to = ? AND doc_type IN (?, ?) "
                 "ORDER BY issued_at, id",
                 (doc_id, "export_authorization", "endorsement"),
             )
             frontier += [c[0] for c in children]
+        chain: list[Any] = await tx.get_documents(walked)
         notices = await tx.fetchall(
             "SELECT id FROM documents WHERE refers_to = ? AND doc_type IN (?, ?) "
             "ORDER BY issued_at, id",
             (record.id, "message", "cancellation"),
         )
-        notice_docs = [await tx.get_document(n[0]) for n in notices]
+        notice_docs = await tx.get_documents([n[0] for n in notices])
         deliveries = await tx.outbox_for_document(record.id)
         attachments = await tx.fetchall(
             "SELECT id, filename FROM attachments WHERE document_id = ? ORDER BY id",
