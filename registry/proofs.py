@@ -38,6 +38,11 @@ class ProofCache:
             self._leaves.extend(leaf_hash(r) for r in records)
         return size
 
+    def _first(self, size: int) -> list[bytes]:
+        # Most proofs are against the latest published size, the whole list: copying it
+        # (O(n), under the registry lock) would undo what the memo saves.
+        return self._leaves if size == len(self._leaves) else self._leaves[:size]
+
     def inclusion(self, registry: Registry, index: int, size: int) -> bytes:
         """Return ``{index, size, leaf, path}``: leaf ``index`` in the log of ``size``.
 
@@ -51,7 +56,7 @@ class ProofCache:
         if not 0 <= index < size:
             raise OperationError(f"leaf index {index} is not in a log of size {size}")
         leaf = registry.store.record(index)
-        path = inclusion_proof(index, self._leaves[:size], memo=self._memo)
+        path = inclusion_proof(index, self._first(size), memo=self._memo)
         return encode_cbor({"index": index, "size": size, "leaf": leaf, "path": path})
 
     def consistency(self, registry: Registry, first: int, second: int) -> bytes:
@@ -66,5 +71,5 @@ class ProofCache:
             raise NotFoundError(f"log size {second} is beyond the published {published}")
         if first > second:
             raise OperationError(f"first size {first} is greater than second size {second}")
-        path = consistency_proof(first, self._leaves[:second], memo=self._memo)
+        path = consistency_proof(first, self._first(second), memo=self._memo)
         return encode_cbor({"first": first, "second": second, "path": path})

@@ -40,8 +40,11 @@ class Runner:
         """Return the ETag of snapshot ``version`` (its SHA-256, computed once)."""
         tag = self._etags.get(version)
         if tag is None:
-            raw = await self.run(lambda r: r.store.artefact("snapshot", version))
-            tag = '"' + hashlib.sha256(raw).hexdigest() + '"'
+            # Hashed in the worker thread too: a world-scale snapshot is several MB.
+            digest = await self.run(
+                lambda r: hashlib.sha256(r.store.artefact("snapshot", version)).hexdigest()
+            )
+            tag = f'"{digest}"'
             self._etags[version] = tag
         return tag
 
