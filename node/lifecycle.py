@@ -144,17 +144,24 @@ class NodeServices(QueriesMixin):
         except NotFoundError as e:
             raise DocumentError(f"{field}: no document {doc_id} is stored at this node") from e
 
-    async def _build(self, tx: Tx, doc_type: str, body: dict[str, Any], now: int) -> Document:
+    async def _build(
+        self, tx: Tx, doc_type: str, body: dict[str, Any], now: int
+    ) -> tuple[Document, DocumentRecord | None]:
+        """Build the document a draft body describes; return it and the record it refers to.
+
+        The record (None for certificates and declarations) is read in ``tx``: checking the
+        document before signing and choosing where it goes use it rather than read it again.
+        """
         me, authority = self.country, self.authority
         match doc_type:
             case "import_certificate":
                 return drafting.build_import_certificate(
                     body, issuer=me, authority=authority, issued_at=now
-                )
+                ), None
             case "export_declaration":
                 return drafting.build_export_declaration(
                     body, issuer=me, authority=authority, issued_at=now
-                )
+                ), None
             case "export_authorization":
                 ic = await self._referenced(tx, body, "import_certificate")
                 certificate = drafting.decode_stored(ic)
@@ -170,7 +177,7 @@ class NodeServices(QueriesMixin):
                     issuer=me,
                     authority=authority,
                     issued_at=now,
-                )
+                ), ic
             case "endorsement":
                 ea = await self._referenced(tx, body, "export_authorization")
                 authorization = drafting.decode_stored(ea)
@@ -186,7 +193,7 @@ class NodeServices(QueriesMixin):
                     issuer=me,
                     authority=authority,
                     issued_at=now,
-                )
+                ), ea
             case "cancellation":
                 target = await self._referenced(tx, body, "document")
                 if target.direction != "outbound" or target.issuer != self.country:
@@ -195,12 +202,12 @@ class NodeServices(QueriesMixin):
                     )
                 return drafting.build_cancellation(
                     body, target=target, issuer=me, authority=authority, issued_at=now
-                )
+                ), target
             case "message":
                 about = await self._referenced(tx, body, "about")
                 return drafting.build_message(
                     body, about=about, issuer=me, authority=authority, issued_at=now
-                )
+                ), about
         raise ValidationError(f"unknown document type {doc_type!r}; known: {drafting.DRAFT_TYPES}")
 
     # Drafts -------------------------------------------------------------------------------
@@ -343,8 +350,8 @@ class NodeServices(QueriesMixin):
         return ApprovalResult(draft=after, document=record)
 
     async def _sign_draft(self, tx: Tx, draft: Draft, actor: str) -> DocumentRecord | None:
-        document = await self._build(tx, draft.doc_type, draft.body, tx.now)
-        await self._check_before_signing(tx, document)
+        document, referenced = await self._build(tx, draft.doc_type, draft.body, tx.now)
+        await self._check_before_signing(tx, document, referenced)
         if isinstance(document, ImportCertificate):
             reasons = await self._estimate_shortfalls(tx, document)
             if reasons:
@@ -364,7 +371,7 @@ class NodeServices(QueriesMixin):
                 )
                 await tx.audit(actor, "hold import certificate", draft.id, {"reason": held_reason})
                 return None
-        record = await self._sign_and_store(tx, document, actor=actor)
+        record = await self._sign_and_store(tx, document, referenced, actor=actor)
         await tx.execute(
             "UPDATE drafts SET state = 'signed', held_reason = NULL, approved_by = ?, "
             "document_id = ?, updated_at = ? WHERE id = ?",
@@ -380,48 +387,58 @@ class NodeServices(QueriesMixin):
         )
         return record
 
-    async def _check_before_signing(self, tx: Tx, document: Document) -> None:
-        """Apply the protocol's Convention rules, with what this node holds, before signing."""
+    async def _check_before_signing(
+        self, tx: Tx, document: Document, referenced: DocumentRecord | None
+    ) -> None:
+        """Apply the protocol's Convention rules, with what this node holds, before signing.
+
+        ``referenced`` is the record the document refers to, as ``_build`` read it in ``tx``.
+        """
         today = _today(tx.now)
         match document:
             case ImportCertificate():
                 rules.check_import_certificate(document, today=today)
             case ExportAuthorization():
-                ic = await tx.get_document(document.import_certificate.id.hex())
-                await receiving.check_authorization(
-                    tx, document, ic, exporting_country=self.country, today=today
+                assert referenced is not None  # _build read the certificate
+                certificate = await receiving.check_authorization(
+                    tx, document, referenced, exporting_country=self.country, today=today
                 )
-                certificate = drafting.decode_stored(ic)
-                assert isinstance(certificate, ImportCertificate)  # checked building the draft
                 checks.check_importer_estimate(
                     document, self.registry.require(), certificate.estimate_year
                 )
             case Endorsement():
-                ea = await tx.get_document(document.export_authorization.hex())
-                if ea.state in {CANCELLED, ENDORSED}:
+                assert referenced is not None  # _build read the authorization
+                if referenced.state in {CANCELLED, ENDORSED}:
                     raise RuleViolation(
-                        "authorization-closed", f"the export authorization is {ea.state}"
+                        "authorization-closed", f"the export authorization is {referenced.state}"
                     )
-                authorization = drafting.decode_stored(ea)
+                authorization = drafting.decode_stored(referenced)
                 assert isinstance(authorization, ExportAuthorization)  # checked building it
                 rules.check_endorsement(
-                    document, authorization, authorization_id=bytes.fromhex(ea.id), today=today
+                    document,
+                    authorization,
+                    authorization_id=bytes.fromhex(referenced.id),
+                    today=today,
                 )
             case ExportDeclaration():
                 rules.check_export_declaration(document, catalogue=self.catalogue)
             case Cancellation():
-                target = await tx.get_document(document.document.hex())
-                if target.state == CANCELLED:
+                assert referenced is not None  # _build read the target
+                if referenced.state == CANCELLED:
                     raise RuleViolation(
-                        "already-cancelled", f"document {target.id} is already cancelled"
+                        "already-cancelled", f"document {referenced.id} is already cancelled"
                     )
                 rules.check_cancellation(
-                    document, drafting.decode_stored(target), target_id=bytes.fromhex(target.id)
+                    document,
+                    drafting.decode_stored(referenced),
+                    target_id=bytes.fromhex(referenced.id),
                 )
             case Message():
-                about = await tx.get_document(document.about.hex())
+                assert referenced is not None  # _build read what it is about
                 rules.check_message(
-                    document, drafting.decode_stored(about), about_id=bytes.fromhex(about.id)
+                    document,
+                    drafting.decode_stored(referenced),
+                    about_id=bytes.fromhex(referenced.id),
                 )
 
     async def _estimate_shortfalls(self, tx: Tx, certificate: ImportCertificate) -> list[str]:
@@ -439,12 +456,17 @@ class NodeServices(QueriesMixin):
         }
         return checks.estimate_shortfalls(requested, balances)
 
-    async def _sign_and_store(self, tx: Tx, document: Document, *, actor: str) -> DocumentRecord:
+    async def _sign_and_store(
+        self, tx: Tx, document: Document, referenced: DocumentRecord | None, *, actor: str
+    ) -> DocumentRecord:
         signed = SignedDocument.sign(
             document, signing_key=self.signing_key.seed, kid=self.signing_key.kid
         )
         record = drafting.record_for(signed.raw, document, direction="outbound", state=ACTIVE)
-        peers = await self._delivery_peers(tx, record)
+        # A document about a paper certificate goes to no node: the partner has none, and the
+        # authorization is printed instead.
+        paper = referenced is not None and referenced.direction == "paper"
+        peers = [] if paper else [record.recipient]
         await tx.insert_document(record, actor=actor, outbox_peers=peers)
         if isinstance(document, Cancellation):
             await tx.set_state(
@@ -462,17 +484,6 @@ class NodeServices(QueriesMixin):
             )
         return dataclasses.replace(record, stored_at=tx.now)
 
-    async def _delivery_peers(self, tx: Tx, record: DocumentRecord) -> list[str]:
-        # A document about a paper certificate goes to no node: the partner has none, and the
-        # authorization is printed instead.
-        if record.refers_to is not None:
-            row = await tx.fetchone(
-                "SELECT direction FROM documents WHERE id = ?", (record.refers_to,)
-            )
-            if row is not None and row[0] == "paper":
-                return []
-        return [record.recipient]
-
     async def recheck_held(self, *, actor: str = "node") -> list[str]:
         """Re-check held import certificates against the current registry view.
 
@@ -489,7 +500,7 @@ class NodeServices(QueriesMixin):
                 current = await self._get_draft(tx, draft.id)
                 if current.state != "held" or current.approved_by is None:
                     continue
-                document = await self._build(tx, current.doc_type, current.body, tx.now)
+                document, _ = await self._build(tx, current.doc_type, current.body, tx.now)
                 assert isinstance(document, ImportCertificate)  # only certificates are held
                 reasons = await self._estimate_shortfalls(tx, document)
                 if reasons:
@@ -498,7 +509,7 @@ class NodeServices(QueriesMixin):
                         ("; ".join(reasons), draft.id),
                     )
                     continue
-                record = await self._sign_and_store(tx, document, actor=current.approved_by)
+                record = await self._sign_and_store(tx, document, None, actor=current.approved_by)
                 await tx.execute(
                     "UPDATE drafts SET state = 'signed', held_reason = NULL, document_id = ?, "
                     "updated_at = ? WHERE id = ?",
@@ -533,9 +544,9 @@ class NodeServices(QueriesMixin):
         if not isinstance(body, dict):
             raise ValidationError("the request body must be a JSON object")
         async with self.store.transaction() as tx:
-            document = await self._build(tx, "message", body, tx.now)
-            await self._check_before_signing(tx, document)
-            return await self._sign_and_store(tx, document, actor=actor)
+            document, about = await self._build(tx, "message", body, tx.now)
+            await self._check_before_signing(tx, document, about)
+            return await self._sign_and_store(tx, document, about, actor=actor)
 
     async def record_paper_certificate(
         self,

@@ -77,8 +77,11 @@ async def check_authorization(
     *,
     exporting_country: str,
     today: dt.date,
-) -> None:
+) -> ImportCertificate:
     """Check an export authorization against its import certificate and earlier authorizations.
+
+    Returns:
+        The import certificate, decoded from ``certificate_record``.
 
     Raises:
         RuleViolation: the certificate is not one, is cancelled, expired or exhausted, or the
@@ -112,6 +115,7 @@ async def check_authorization(
         authorized_mg=already,
         prior_authorizations=len({r[0] for r in rows}),
     )
+    return certificate
 
 
 def check_plain(document: ImportCertificate | ExportDeclaration) -> None:
