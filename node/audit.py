@@ -34,7 +34,6 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "append",
-    "append_many",
     "append_on",
     "entries",
     "head",
@@ -137,19 +136,6 @@ async def append(
 ) -> int:
     """Append a row inside the transaction ``tx``; return its sequence number."""
     return await tx.run(append_on, at=at, actor=actor, rows=[(action, subject, detail)])
-
-
-async def append_many(
-    tx: Tx, *, at: int, actor: str, rows: Sequence[tuple[str, str, dict[str, Any]]]
-) -> None:
-    """Append ``(action, subject, detail)`` rows inside ``tx`` in one database round trip.
-
-    The chain is the same as :func:`append` called once per row, in order: the batched
-    receive path (``node/exchange.py``) uses it so that storing a hundred received documents
-    does not cost two hundred round trips to the database thread.
-    """
-    if rows:
-        await tx.run(append_on, at=at, actor=actor, rows=rows)
 
 
 async def entries(

@@ -34,9 +34,9 @@ from permitnet.node.peer_wire import (
     PATH_DOCUMENTS,
     DocumentResult,
     decode_results,
-    document_id,
     encode_byte_strings,
 )
+from permitnet.protocol.signed import document_id
 
 if TYPE_CHECKING:
     from permitnet.node.keystore import SigningKey

@@ -98,8 +98,8 @@ class LifecycleApplier:
     """Applies received documents with the node's lifecycle, inside the pipeline's transaction.
 
     The lifecycle's public ``apply_received`` opens a transaction per document; the pipeline
-    needs the per-document step inside its own batch transaction (group commit), which is the
-    lifecycle's ``_apply``. The duplicate, pending and release logic it wraps around that step
+    needs the per-document step inside its own batch transaction (group commit), which is
+    ``receiving.apply_verified``. The duplicate, pending and release logic it wraps around that step
     is done by the pipeline itself. :meth:`plain_record` mirrors ``_apply``'s first case
     (certificates and declarations are stored as received); ``tests/node/test_exchange.py``
     checks that both paths write the same rows.
@@ -132,7 +132,7 @@ class LifecycleApplier:
             RuleViolation: a rule fails; the caller rolls back to its savepoint.
         """
         del from_peer  # the lifecycle records the issuer as the actor
-        await receiving._apply(tx, self._services, signed)  # noqa: SLF001 - see the class docstring
+        await receiving.apply_verified(tx, self._services, signed)
 
 
 def make_receipt_verifier(

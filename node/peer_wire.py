@@ -8,7 +8,6 @@ batch is a map holding one result per document, in the order sent. See ``docs/ex
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
@@ -33,7 +32,6 @@ __all__ = [
     "PeerWireError",
     "decode_byte_strings",
     "decode_results",
-    "document_id",
     "encode_byte_strings",
     "encode_results",
 ]
@@ -63,11 +61,6 @@ class PeerWireError(ValidationError):
     """A node-to-node body that is not the CBOR structure the exchange protocol defines."""
 
     code = "bad_peer_body"
-
-
-def document_id(raw: bytes) -> bytes:
-    """Return a document's identifier: SHA-256 of its exact signed bytes."""
-    return hashlib.sha256(raw).digest()
 
 
 def encode_byte_strings(items: Sequence[bytes]) -> bytes:

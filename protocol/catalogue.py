@@ -38,7 +38,6 @@ from permitnet.protocol.quantities import format_decimal, parse_decimal, parse_f
 __all__ = [
     "CONVENTIONS",
     "DEFAULT_CATALOGUE",
-    "REGIMES",
     "Catalogue",
     "CatalogueError",
     "Substance",
@@ -51,8 +50,6 @@ CONVENTIONS: Final[dict[str, tuple[str, ...]]] = {
     "1961": ("I", "II", "III", "IV"),
     "1971": ("I", "II", "III", "IV"),
 }
-#: The control regimes: what documents an international transaction needs.
-REGIMES: Final = ("import_certificate", "export_declaration")
 #: Decimal places of computed factors.
 FACTOR_PLACES: Final = 4
 

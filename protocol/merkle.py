@@ -125,10 +125,6 @@ class CompactRange:
         """The right-edge subtree roots, largest subtree first (for storage)."""
         return tuple(h for _, h in self._stack)
 
-    def copy(self) -> CompactRange:
-        """Return an independent copy."""
-        return CompactRange(self._size, self.hashes)
-
     def append(self, data: bytes) -> None:
         """Append one leaf's data."""
         self.append_hash(leaf_hash(data))

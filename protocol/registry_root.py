@@ -20,7 +20,7 @@ from permitnet.protocol.registry_errors import RollbackError, RootError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["ROOT_TYPE", "RootMetadata", "sign_root", "verify_root_update"]
+__all__ = ["ROOT_TYPE", "RootMetadata", "sign_root"]
 
 ROOT_TYPE: Final = "permitnet-registry-root"
 FORMAT: Final = 1
@@ -187,13 +187,3 @@ def sign_root(root: RootMetadata, seeds: Sequence[bytes]) -> bytes:
     """
     payload = root.to_payload()
     return encode_cbor([sign1(payload, seed, key_id(public_key_from_seed(seed))) for seed in seeds])
-
-
-def verify_root_update(trusted: RootMetadata, raw: bytes) -> RootMetadata:
-    """Verify root ``trusted.version + 1`` against ``trusted`` (see :meth:`verify_signed`).
-
-    Raises:
-        RootError: malformed, under-signed, or skipping versions.
-        RollbackError: not newer than ``trusted``.
-    """
-    return RootMetadata.verify_signed(raw, trusted=trusted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Final, TypeVar, overload
+from typing import TypeVar, overload
 
 from permitnet.protocol.registry_errors import (
     KeyNotValidError,
@@ -30,7 +30,6 @@ __all__ = ["Layered", "RegistryState", "RegistryView", "fold"]
 K = TypeVar("K")
 V = TypeVar("V")
 D = TypeVar("D")
-_MISSING: Final = object()
 
 _EstimateKey = tuple[str, str, int]
 _AssessmentKey = tuple[str, str]

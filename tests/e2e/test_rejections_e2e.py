@@ -19,13 +19,8 @@ import pytest
 from permitnet.node import drafting
 from permitnet.node.keystore import SigningKey, generate_seed
 from permitnet.node.peer_auth import sign_request
-from permitnet.node.peer_wire import (
-    PATH_DOCUMENTS,
-    decode_results,
-    document_id,
-    encode_byte_strings,
-)
-from permitnet.protocol.signed import SignedDocument
+from permitnet.node.peer_wire import PATH_DOCUMENTS, decode_results, encode_byte_strings
+from permitnet.protocol.signed import SignedDocument, document_id
 from tests.e2e.conftest import ic_body
 
 if TYPE_CHECKING:

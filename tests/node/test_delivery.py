@@ -30,11 +30,11 @@ from permitnet.node.peer_wire import (
     DocumentResult,
     Outcome,
     decode_byte_strings,
-    document_id,
     encode_results,
 )
 from permitnet.node.store import DocumentRecord, Store
 from permitnet.node.store_exchange import OutboxEntry
+from permitnet.protocol.signed import document_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine

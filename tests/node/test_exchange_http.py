@@ -22,7 +22,6 @@ from permitnet.node.peer_wire import (
     PATH_DOCUMENTS,
     PATH_OUTBOX,
     decode_results,
-    document_id,
     encode_byte_strings,
 )
 from permitnet.node.signature_worker import SignatureWorker
@@ -35,7 +34,7 @@ from permitnet.protocol.doc_examples import (
 )
 from permitnet.protocol.registry_records import CountryRecord, KeyRecord
 from permitnet.protocol.registry_view import RegistryView, fold
-from permitnet.protocol.signed import SignedDocument
+from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable

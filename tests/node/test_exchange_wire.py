@@ -13,11 +13,11 @@ from permitnet.node.peer_wire import (
     PeerWireError,
     decode_byte_strings,
     decode_results,
-    document_id,
     encode_byte_strings,
     encode_results,
 )
 from permitnet.protocol.cbor import encode_cbor
+from permitnet.protocol.signed import document_id
 
 LIMIT = 1024 * 1024
 
