@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from permitnet.node import checks, drafting, receiving
-from permitnet.node.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
+from permitnet.node.account_rules import check_four_eyes
+from permitnet.node.errors import ConflictError, NotFoundError, ValidationError
 from permitnet.node.lifecycle_queries import Alert, QueriesMixin
 from permitnet.protocol import rules
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
@@ -338,11 +339,7 @@ class NodeServices(QueriesMixin):
         """
         async with self.store.transaction() as tx:
             draft = await self._get_draft(tx, draft_id)
-            if draft.created_by == actor:
-                raise ForbiddenError(
-                    f"four eyes: {actor} prepared draft {draft_id}; another signing officer "
-                    "must approve it"
-                )
+            check_four_eyes(approver=actor, preparer=draft.created_by)
             if draft.state != "draft":
                 raise ConflictError(f"draft {draft_id} is {draft.state}, not awaiting approval")
             record = await self._sign_draft(tx, draft, actor)
