@@ -22,6 +22,7 @@ from permitnet.protocol.errors import DecodeError
 from permitnet.protocol.registry_errors import RecordError
 
 __all__ = [
+    "ESTIMATE_KINDS",
     "CatalogueEdition",
     "CountryRecord",
     "Estimate",

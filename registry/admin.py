@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from permitnet.protocol.registry_records import ESTIMATE_KINDS
 from permitnet.registry.errors import OperationError, UnauthorizedError
 from permitnet.registry.runner import RUNNER
 
@@ -22,7 +23,6 @@ __all__ = ["routes"]
 
 routes = web.RouteTableDef()
 _log = logging.getLogger(__name__)
-_KINDS = ("estimate", "supplementary", "assessment")
 
 
 async def _actor(request: web.Request) -> tuple[Runner, str]:
@@ -200,8 +200,8 @@ async def set_estimate(request: web.Request) -> web.Response:
     runner, actor = await _actor(request)
     body = await _json(request)
     kind = _field(body, "kind", str)
-    if kind not in _KINDS:
-        raise OperationError(f"kind must be one of {_KINDS}")
+    if kind not in ESTIMATE_KINDS:
+        raise OperationError(f"kind must be one of {ESTIMATE_KINDS}")
     values = {
         "country": _field(body, "country", str),
         "substance": _field(body, "substance", str),

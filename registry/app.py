@@ -21,6 +21,7 @@ from aiohttp import web
 from permitnet.protocol.errors import ProtocolError
 from permitnet.protocol.registry_snapshot import encode_delta_bundle
 from permitnet.registry.admin import routes as admin_routes
+from permitnet.registry.base import DELTA_WINDOW
 from permitnet.registry.errors import (
     NotFoundError,
     OperationError,
@@ -42,8 +43,6 @@ _log = logging.getLogger(__name__)
 
 MAX_BODY: Final = 64 * 1024
 MAX_PENDING_REQUESTS: Final = 1000
-#: Deltas are served from at most this many versions back; older clients fetch a snapshot.
-DELTA_WINDOW: Final = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,11 +18,21 @@ if TYPE_CHECKING:
 
     from permitnet.registry.store import RegistryStore
 
-__all__ = ["DB_FILE", "DEFAULT_EXPIRY_SECONDS", "PUBLIC_ACTOR", "SNAPSHOT_KEY_FILE", "RegistryBase"]
+__all__ = [
+    "DB_FILE",
+    "DEFAULT_EXPIRY_SECONDS",
+    "DELTA_WINDOW",
+    "PUBLIC_ACTOR",
+    "SNAPSHOT_KEY_FILE",
+    "RegistryBase",
+]
 
 DB_FILE: Final = "registry.sqlite"
 SNAPSHOT_KEY_FILE: Final = "snapshot.key"
 DEFAULT_EXPIRY_SECONDS: Final = 7 * 86_400
+#: Deltas are served (and exported) from at most this many versions back; older clients
+#: fetch a snapshot.
+DELTA_WINDOW: Final = 100
 #: The actor of key requests received on the public endpoint.
 PUBLIC_ACTOR: Final = "public"
 _log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from permitnet.protocol.registry_snapshot import encode_delta_bundle
-from permitnet.registry.app import DELTA_WINDOW
+from permitnet.registry.base import DELTA_WINDOW
 from permitnet.registry.errors import NotFoundError
 from permitnet.registry.proofs import ProofCache
 
