@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from permitnet.protocol.merkle import CompactRange, leaf_hash
+from permitnet.protocol.merkle import leaf_hash, root_hash
 from permitnet.protocol.registry_errors import RollbackError
 from permitnet.protocol.registry_snapshot import (
     DeltaPayload,
@@ -75,10 +75,7 @@ def publish(
     base_size = 0 if previous is None else previous.log_size
     if len(records) < base_size:
         raise RollbackError(f"log shrank from {base_size} to {len(records)} records")
-    compact = CompactRange()
-    for record in records:
-        compact.append_hash(leaf_hash(record))
-    log_root = compact.root()
+    log_root = root_hash([leaf_hash(record) for record in records])
     version = 1 if previous is None else previous.version + 1
     snapshot = SnapshotPayload(
         version=version,

@@ -196,8 +196,11 @@ def _verify_with(message: Sign1Message, public_key: bytes, what: str) -> None:
         raise SignerError(f"{what}: signature does not verify: {e}") from e
 
 
-def _enrollment(raw: bytes) -> KeyRequest:
-    message, payload = _open(raw)
+def _enrollment(
+    raw: bytes, opened: tuple[Sign1Message, dict[object, object]] | None = None
+) -> KeyRequest:
+    # ``opened``: what _open(raw) returned, when the caller has it already.
+    message, payload = opened or _open(raw)
     if payload.get("action") != "enroll":
         raise RecordError("expected an enrollment request")
     public_key = payload.get("public_key")
@@ -242,7 +245,7 @@ def verify_key_request(raw: bytes, keys: Mapping[bytes, KeyRecord]) -> KeyReques
     message, payload = _open(raw)
     action = payload.get("action")
     if action == "enroll":
-        return _enrollment(raw)
+        return _enrollment(raw, (message, payload))
     country = check_country(payload.get("country"))
     assert message.kid is not None  # checked by _open
     signer = _country_key(message.kid, country, keys)
