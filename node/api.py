@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from permitnet.node import api_feeds, drafting, tokens
-from permitnet.node.api_common import PREFIX, auth, int_param, json_body, services
+from permitnet.node.api_common import DRAFT_PATHS, PREFIX, auth, int_param, json_body, services
 from permitnet.node.errors import ConflictError, NodeError, ValidationError
 from permitnet.protocol.errors import DocumentError, ProtocolError, RuleViolation
 
@@ -46,16 +46,9 @@ class _KeyLock:
 
 
 _IDEMPOTENCY_LOCKS: Final = web.AppKey("permitnet_idempotency_locks", dict[str, _KeyLock])
+
+
 #: The API path segment of each draft type.
-_DRAFT_PATHS: Final = {
-    "import-certificates": "import_certificate",
-    "export-authorizations": "export_authorization",
-    "endorsements": "endorsement",
-    "cancellations": "cancellation",
-    "export-declarations": "export_declaration",
-}
-
-
 def _error(status: int, code: str, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
 
@@ -331,7 +324,7 @@ async def post_paper_certificate(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     """Add the API's routes to ``app``."""
     app[_IDEMPOTENCY_LOCKS] = {}
-    for path, doc_type in _DRAFT_PATHS.items():
+    for path, doc_type in DRAFT_PATHS.items():
         app.router.add_get(f"{PREFIX}/{path}", _typed_list(doc_type))
         app.router.add_post(f"{PREFIX}/{path}", _typed_create(doc_type))
     app.router.add_get(f"{PREFIX}/messages", _typed_list("message"))

@@ -13,7 +13,17 @@ if TYPE_CHECKING:
 
     from permitnet.node.lifecycle import NodeServices
 
-__all__ = ["PREFIX", "auth", "int_param", "json_body", "services"]
+__all__ = ["DRAFT_PATHS", "PREFIX", "auth", "int_param", "json_body", "services"]
+
+#: The collections a national system lists and creates documents in, and their types
+#: (node/api.py routes them, node/openapi.py describes them).
+DRAFT_PATHS: Final = {
+    "import-certificates": "import_certificate",
+    "export-authorizations": "export_authorization",
+    "endorsements": "endorsement",
+    "cancellations": "cancellation",
+    "export-declarations": "export_declaration",
+}
 
 #: Every API path starts with this.
 PREFIX: Final = "/api/v1"

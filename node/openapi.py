@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from permitnet.node.api_common import DRAFT_PATHS
+
 __all__ = ["SPEC"]
 
 
@@ -413,13 +415,8 @@ def _paths() -> dict[str, Any]:
             ("before_issued_at", _INT),
         )
     ]
-    for path, what in (
-        ("import-certificates", "import certificates"),
-        ("export-authorizations", "export authorizations"),
-        ("endorsements", "endorsements"),
-        ("cancellations", "cancellations"),
-        ("export-declarations", "export declarations"),
-    ):
+    for path, doc_type in DRAFT_PATHS.items():
+        what = doc_type.replace("_", " ") + "s"
         paths[f"/api/v1/{path}"] = {
             "get": _op(
                 f"List {what}", _json(_ref("DocumentList"), "documents"), params=list_params

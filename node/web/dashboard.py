@@ -33,7 +33,7 @@ def registry_freshness(request: web.Request) -> dict[str, object]:
             "message": "No verified registry data yet: keys and estimates cannot be checked.",
             "last_error": holder.last_error,
         }
-    expired = current >= view.expires_at
+    expired = holder.expired(current)
     return {
         "ok": not expired and holder.last_error is None,
         "version": view.version,
