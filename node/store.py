@@ -173,32 +173,12 @@ class Tx(ExchangeMixin):
             True if stored now; False if a document with this id was already stored (the call is
             then a no-op, which makes re-delivery idempotent).
         """
-        # ON CONFLICT only covers the identifier: any other constraint still aborts.
-        inserted = await self.fetchall(
-            _INSERT_DOCUMENT + " ON CONFLICT (id) DO NOTHING RETURNING id",
-            _document_row(record, self.now),
-        )
-        if not inserted:
+        peers = list(outbox_peers)
+        seqs = await self.run(_insert_document_on, record, actor=actor, now=self.now, peers=peers)
+        if seqs is None:
             return False
-        if record.items:
-            await self.conn.executemany(_INSERT_ITEMS, _item_rows(record))
-        for peer in outbox_peers:
-            await self.execute(
-                "INSERT INTO outbox (document_id, peer, created_at, next_attempt_at) "
-                "VALUES (?,?,?,?)",
-                (record.id, peer, self.now, self.now),
-            )
-            self.made_outbox_due = True
-        detail = {"doc_type": record.doc_type, "direction": record.direction}
-        await self.add_event(
-            "document",
-            record.id,
-            from_state=None,
-            to_state=record.state,
-            actor=actor,
-            detail=detail,
-        )
-        await self.audit(actor, f"store {record.doc_type}", record.id, detail)
+        self.new_events.extend(seqs)
+        self.made_outbox_due = self.made_outbox_due or bool(peers)
         return True
 
     async def insert_new_documents(self, records: Sequence[DocumentRecord], *, actor: str) -> None:
@@ -352,11 +332,44 @@ def _item_rows(r: DocumentRecord) -> list[tuple[Any, ...]]:
     ]
 
 
+def _insert_document_on(
+    conn: sqlite3.Connection,
+    record: DocumentRecord,
+    *,
+    actor: str,
+    now: int,
+    peers: Sequence[str],
+) -> list[int] | None:
+    """:meth:`Tx.insert_document` on the database thread: one round trip.
+
+    Returns the new event numbers, or None when the id was already stored (nothing written).
+    """
+    # ON CONFLICT only covers the identifier: any other constraint still aborts.
+    inserted = conn.execute(
+        _INSERT_DOCUMENT + " ON CONFLICT (id) DO NOTHING RETURNING id", _document_row(record, now)
+    ).fetchall()
+    if not inserted:
+        return None
+    insert_rows(
+        conn,
+        "INSERT INTO outbox (document_id, peer, created_at, next_attempt_at) VALUES (?,?,?,?)",
+        [(record.id, peer, now, now) for peer in peers],
+    )
+    return _stored_rows_on(conn, [record], actor=actor, now=now)
+
+
 def insert_new_documents_on(
     conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
 ) -> list[int]:
     """:meth:`Tx.insert_new_documents` on the database thread; return the new event numbers."""
     insert_rows(conn, _INSERT_DOCUMENT, [_document_row(r, now) for r in records])
+    return _stored_rows_on(conn, records, actor=actor, now=now)
+
+
+def _stored_rows_on(
+    conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
+) -> list[int]:
+    """What goes with newly stored documents: items, 'stored' events, audit rows."""
     insert_rows(conn, _INSERT_ITEMS, [row for r in records for row in _item_rows(r)])
     details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
     pairs = list(zip(records, details, strict=True))
