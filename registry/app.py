@@ -136,7 +136,16 @@ async def head_version(request: web.Request) -> web.StreamResponse:
     return await _artefact(request, "head")
 
 
-async def _delta(request: web.Request, since: int) -> web.Response:
+def _param(request: web.Request, name: str) -> int:
+    """An integer from the path (static-file style URL) or else from the query string."""
+    return _int(request.match_info.get(name, request.query.get(name)), name)
+
+
+@routes.get("/v1/delta")
+@routes.get("/v1/delta/{since}")
+async def delta(request: web.Request) -> web.Response:
+    """Serve the chained signed deltas from version ``since`` to the newest version."""
+    since = _param(request, "since")
     runner = request.app[RUNNER]
     latest = await _latest(runner)
     if not 1 <= since <= latest:
@@ -149,56 +158,22 @@ async def _delta(request: web.Request, since: int) -> web.Response:
     return cbor_response(encode_delta_bundle(deltas))
 
 
-@routes.get("/v1/delta")
-async def delta_query(request: web.Request) -> web.Response:
-    """Serve the chained signed deltas from ``?since=N`` to the newest version."""
-    return await _delta(request, _int(request.query.get("since"), "since"))
-
-
-@routes.get("/v1/delta/{since}")
-async def delta_path(request: web.Request) -> web.Response:
-    """Serve the chained signed deltas from version ``since`` (static-file style URL)."""
-    return await _delta(request, _int(request.match_info["since"], "since"))
-
-
-async def _inclusion(request: web.Request, index: int, size: int) -> web.Response:
+@routes.get("/v1/proof/inclusion")
+@routes.get("/v1/proof/inclusion/{index}/{size}")
+async def inclusion(request: web.Request) -> web.Response:
+    """Serve the inclusion proof of leaf ``index`` in the published log of ``size``."""
+    index, size = _param(request, "index"), _param(request, "size")
     runner = request.app[RUNNER]
     return cbor_response(await runner.run(lambda r: runner.proofs.inclusion(r, index, size)))
 
 
-@routes.get("/v1/proof/inclusion")
-async def inclusion_query(request: web.Request) -> web.Response:
-    """Serve the inclusion proof of leaf ``?index=`` in the published log of ``?size=``."""
-    q = request.query
-    return await _inclusion(request, _int(q.get("index"), "index"), _int(q.get("size"), "size"))
-
-
-@routes.get("/v1/proof/inclusion/{index}/{size}")
-async def inclusion_path(request: web.Request) -> web.Response:
-    """Serve an inclusion proof (static-file style URL)."""
-    m = request.match_info
-    return await _inclusion(request, _int(m["index"], "index"), _int(m["size"], "size"))
-
-
-async def _consistency(request: web.Request, first: int, second: int) -> web.Response:
+@routes.get("/v1/proof/consistency")
+@routes.get("/v1/proof/consistency/{first}/{second}")
+async def consistency(request: web.Request) -> web.Response:
+    """Serve the consistency proof between published log sizes ``first`` and ``second``."""
+    first, second = _param(request, "first"), _param(request, "second")
     runner = request.app[RUNNER]
     return cbor_response(await runner.run(lambda r: runner.proofs.consistency(r, first, second)))
-
-
-@routes.get("/v1/proof/consistency")
-async def consistency_query(request: web.Request) -> web.Response:
-    """Serve the consistency proof between published log sizes ``?first=`` and ``?second=``."""
-    q = request.query
-    return await _consistency(
-        request, _int(q.get("first"), "first"), _int(q.get("second"), "second")
-    )
-
-
-@routes.get("/v1/proof/consistency/{first}/{second}")
-async def consistency_path(request: web.Request) -> web.Response:
-    """Serve a consistency proof (static-file style URL)."""
-    m = request.match_info
-    return await _consistency(request, _int(m["first"], "first"), _int(m["second"], "second"))
 
 
 @routes.post("/v1/key-requests")
