@@ -456,6 +456,10 @@ class Store:
             await conn.execute(f"PRAGMA synchronous={synchronous}")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
+            # Statement journals (SQLite's undo for one statement inside a transaction) in
+            # memory: on disk each was a new file in /var/tmp, created and unlinked per
+            # transaction. They are never needed after a crash (the WAL is), so nothing is lost.
+            await conn.execute("PRAGMA temp_store=MEMORY")
             store = cls(conn, clock or _system_clock)
             await store._migrate()
         except sqlite3.Error as e:

@@ -74,6 +74,12 @@ async def test_migrations_applied_once_and_wal(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_statement_journals_kept_in_memory(tmp_path: Path) -> None:
+    # 2 = MEMORY: a multi-row statement inside a transaction needs no temporary file.
+    async with Store.opened(tmp_path / "n.sqlite3") as s:
+        assert await s.query("PRAGMA temp_store") == [(2,)]
+
+
 async def test_newer_schema_refused(tmp_path: Path) -> None:
     path = tmp_path / "n.sqlite3"
     s = await Store.open(path)
