@@ -277,14 +277,16 @@ def check_answer(raws: list[bytes], status: int, answer: bytes) -> None:
         raise RuntimeError(f"{len(bad)} not accepted, e.g. {bad[0].reason}")
 
 
-async def bench_receive(url: str, raws: list[bytes], per_request: int) -> float:
+async def bench_receive(
+    url: str, raws: list[bytes], per_request: int, concurrency: int = CONCURRENCY
+) -> float:
     # Requests are signed before the clock starts and answers checked after it stops, so that
     # the load generator (one Python process) does as little as possible while it is timed.
     batches = [raws[i : i + per_request] for i in range(0, len(raws), per_request)]
     requests = [(batch, *prepare(batch)) for batch in batches]
     answers: list[tuple[list[bytes], int, bytes]] = []
     queue = iter(requests)
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
@@ -294,7 +296,7 @@ async def bench_receive(url: str, raws: list[bytes], per_request: int) -> float:
 
         start = time.perf_counter()
         async with asyncio.TaskGroup() as group:
-            for _ in range(CONCURRENCY):
+            for _ in range(concurrency):
                 group.create_task(worker())
         elapsed = time.perf_counter() - start
     for batch, status, answer in answers:
@@ -385,7 +387,7 @@ def percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        print(f"permitnet node benchmark (cpus: {os.cpu_count()}, concurrency {CONCURRENCY})")
+        print(f"permitnet node benchmark (cpus: {os.cpu_count()}, concurrency {args.concurrency})")
         raws = presign(args.single + args.batched)
         limits = raw_limits(raws)
         raw_limit = limits["raw_receive_per_s"]
@@ -416,11 +418,11 @@ async def run(args: argparse.Namespace) -> None:
                 (f"{args.batch} docs/request", raws[args.single :], args.batch, 0.50),
             ):
                 cpu_before = process_cpu_seconds(child.pid)
-                rate = await bench_receive(url, docs, per_request)
+                rate = await bench_receive(url, docs, per_request, args.concurrency)
                 cpu = process_cpu_seconds(child.pid) - cpu_before
                 per_core = len(docs) / cpu if cpu > 0 else float("nan")
                 print(
-                    f"receive, {label}, c={CONCURRENCY} ({len(docs)}): {rate:8.0f} docs/s "
+                    f"receive, {label}, c={args.concurrency} ({len(docs)}): {rate:8.0f} docs/s "
                     f"= {rate / raw_limit:.0%} of raw (goal >= {goal:.0%}); receiving node "
                     f"CPU: {per_core:.0f} docs per CPU-second = {per_core / raw_limit:.0%} of raw"
                 )
@@ -443,6 +445,12 @@ def main() -> None:
     parser.add_argument("--batched", type=int, default=8000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--chains", type=int, default=50)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=CONCURRENCY,
+        help=f"requests in flight while receiving (the issue's figure: {CONCURRENCY})",
+    )
     parser.add_argument("--serve-receiver", nargs=2, metavar=("PORT_FILE", "DIR"))
     parser.add_argument(
         "--quick", action="store_true", help="small counts: checks the benchmark runs"
