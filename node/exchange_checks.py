@@ -97,10 +97,9 @@ def verify_received(raw: bytes, view: RegistryView, *, now: int) -> _SignedDocum
 class LifecycleApplier:
     """Applies received documents with the node's lifecycle, inside the pipeline's transaction.
 
-    The lifecycle's public ``apply_received`` opens a transaction per document; the pipeline
-    needs the per-document step inside its own batch transaction (group commit), which is
-    ``receiving.apply_verified``. The duplicate, pending and release logic it wraps around that step
-    is done by the pipeline itself. :meth:`plain_record` mirrors ``_apply``'s first case
+    The per-document step, ``receiving.apply_verified``, runs inside the pipeline's own group
+    transaction (group commit); the duplicate, pending and release logic around it is the
+    pipeline's. :meth:`plain_record` mirrors ``_apply``'s first case
     (certificates and declarations are stored as received); ``tests/node/test_exchange.py``
     checks that both paths write the same rows.
     """

@@ -6,8 +6,8 @@ write the signed bytes, their outbox row, events and audit rows in one transacti
 user (a web user or an API token's actor) is always passed in; a draft is never signed by the
 person who prepared it.
 
-Documents received from peers are applied by :mod:`permitnet.node.receiving`
-(:meth:`NodeServices.apply_received`), after the exchange has verified them.
+Documents received from peers are applied by :mod:`permitnet.node.receiving`, inside the
+exchange's receive pipeline, after it has verified them.
 """
 
 from __future__ import annotations
@@ -592,12 +592,3 @@ class NodeServices(QueriesMixin):
                 (record.id, filename, media_type, receiving.sha256_hex(scan), scan, actor, tx.now),
             )
             return await tx.get_document(record.id)
-
-    async def apply_received(
-        self, signed: SignedDocument, *, from_peer: str | None
-    ) -> receiving.Outcome:
-        """Apply a document the exchange has verified (signature, signer, addressee).
-
-        See :func:`permitnet.node.receiving.apply_received`.
-        """
-        return await receiving.apply_received(self, signed, from_peer=from_peer)

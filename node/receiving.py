@@ -1,15 +1,13 @@
 """Applying documents received from peers, after the exchange has verified them.
 
-The exchange (delivery endpoint or pull) verifies the signature with the registry's key for the
-issuing country and that the document is addressed here, then calls
-:meth:`NodeServices.apply_received`. This module checks what the Conventions require of the
-document against what this node holds, and stores it, all in one transaction:
-
-* acceptance is idempotent by document identifier: a re-delivery answers ``duplicate``;
-* a document whose reference is not here yet is kept in ``inbound_pending`` (``pending``) and
-  applied automatically when the document it waits for arrives;
-* a document that breaks a rule raises :class:`RuleViolation` and nothing is stored; the caller
-  quarantines it and answers with the reason.
+The exchange's receive pipeline (``permitnet.node.exchange.InboundPipeline``, for pushes and
+pulls alike) verifies the signature with the registry's key for the issuing country and that the
+document is addressed here, answers re-deliveries as duplicates, keeps a document whose
+reference is not here yet in ``inbound_pending`` and releases it when that arrives. For each
+document it applies, it calls :func:`apply_verified` inside its transaction: this module checks
+what the Conventions require of the document against what this node holds, and stores it. A
+document that breaks a rule raises :class:`RuleViolation`; the pipeline rolls it back,
+quarantines it and answers with the reason.
 """
 
 from __future__ import annotations
@@ -17,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from permitnet.node import checks, drafting
-from permitnet.protocol import Sign1Message, decode_cbor, rules
+from permitnet.protocol import rules
 from permitnet.protocol.documents import (
     Cancellation,
     DeliveryReceipt,
@@ -29,31 +27,23 @@ from permitnet.protocol.documents import (
     ExportDeclaration,
     ImportCertificate,
     Message,
-    document_from_payload,
     refers_to,
 )
 from permitnet.protocol.errors import RuleViolation
-from permitnet.protocol.signed import SignedDocument, document_id
 
 if TYPE_CHECKING:
     from permitnet.node.lifecycle import NodeServices
     from permitnet.node.store import DocumentRecord, Tx
     from permitnet.protocol.documents import Document
+    from permitnet.protocol.signed import SignedDocument
 
 __all__ = [
-    "Outcome",
-    "apply_received",
     "apply_verified",
     "check_authorization",
     "check_plain",
     "dependency_of",
     "sha256_hex",
 ]
-
-#: What happened to a received document.
-Outcome = Literal["accepted", "duplicate", "pending"]
-#: How many waiting documents one arrival may release in a chain (bounded work per request).
-_MAX_RELEASED = 1000
 
 
 def sha256_hex(data: bytes) -> str:
@@ -136,78 +126,6 @@ def check_plain(document: ImportCertificate | ExportDeclaration) -> None:
 
 def _issue_day(issued_at: int) -> dt.date:
     return dt.datetime.fromtimestamp(issued_at, tz=dt.UTC).date()
-
-
-def _stored_signed(raw: bytes) -> SignedDocument:
-    # Only verified documents are put into inbound_pending, so the bytes are read back
-    # without the key; they are the exact bytes that were verified.
-    message = Sign1Message.from_bytes(raw)
-    assert message.kid is not None  # verified documents carry a protected kid
-    document = document_from_payload(decode_cbor(message.payload))
-    return SignedDocument(raw=raw, id=document_id(raw), kid=message.kid, document=document)
-
-
-async def apply_received(
-    services: NodeServices, signed: SignedDocument, *, from_peer: str | None
-) -> Outcome:
-    """Store a verified received document, or keep it pending until its reference arrives.
-
-    Args:
-        services: the node's services.
-        signed: a document whose signature, signer and addressee the exchange verified.
-        from_peer: the country that delivered it (for the record).
-
-    Returns:
-        ``accepted``, ``duplicate`` (already stored: nothing changes) or ``pending``.
-
-    Raises:
-        RuleViolation: the document breaks a Convention rule or does not fit what it refers
-            to; nothing is stored.
-    """
-    document = signed.document
-    if document.recipient != services.country:
-        raise RuleViolation(
-            "wrong-recipient", f"addressed to {document.recipient}, this node is {services.country}"
-        )
-    if isinstance(document, DeliveryReceipt):
-        raise RuleViolation(
-            "receipt-not-a-document",
-            "delivery receipts answer deliveries; they are not applied as documents",
-        )
-    async with services.store.transaction() as tx:
-        if await tx.has_document(signed.id_hex):
-            await tx.remove_pending(signed.id_hex)
-            return "duplicate"
-        dependency = dependency_of(document)
-        if dependency is not None and not await tx.has_document(dependency):
-            await tx.add_pending(
-                signed.id_hex,
-                signed.raw,
-                reason="dependency",
-                waiting_for=dependency,
-                from_peer=from_peer,
-            )
-            return "pending"
-        await _apply(tx, services, signed)
-        await tx.remove_pending(signed.id_hex)
-        await _release_waiting(tx, services, signed.id_hex)
-    return "accepted"
-
-
-async def _release_waiting(tx: Tx, services: NodeServices, arrived: str) -> None:
-    queue = [arrived]
-    released = 0
-    while queue and released < _MAX_RELEASED:
-        for entry in await tx.pending(reason="dependency", waiting_for=queue.pop()):
-            waiting = _stored_signed(entry.raw)
-            try:
-                await _apply(tx, services, waiting)
-            except RuleViolation as e:
-                await tx.add_quarantine(entry.raw, reason=str(e), from_peer=entry.from_peer)
-            else:
-                queue.append(entry.document_id)
-            await tx.remove_pending(entry.document_id)
-            released += 1
 
 
 async def apply_verified(tx: Tx, services: NodeServices, signed: SignedDocument) -> None:

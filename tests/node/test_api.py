@@ -16,10 +16,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from permitnet.node import create_app, tokens
-from permitnet.node.app import SERVICES_KEY, STORE_KEY
+from permitnet.node.app import STORE_KEY
 from permitnet.node.config import NodeConfig
 from permitnet.node.keystore import SigningKey, generate_seed
 from permitnet.node.openapi import SPEC
+from permitnet.node.peer_http import EXCHANGE_KEY
 from permitnet.node.testing import TestCountry, estimate, registry_view
 from permitnet.protocol.signed import SignedDocument
 
@@ -152,6 +153,12 @@ async def _issue(node: Node, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return result["document"]  # type: ignore[no-any-return]
 
 
+async def _receive(node: Node, raw: bytes, *, from_peer: str) -> None:
+    """Hand a document to the node's receive pipeline, as a push from ``from_peer`` would."""
+    (result,) = await node.app[EXCHANGE_KEY].pipeline.receive([raw], from_peer=from_peer)
+    assert result.outcome == "accepted", result.reason
+
+
 async def test_openapi_document_is_served(nodes: tuple[Node, Node]) -> None:
     de, _ = nodes
     resp = await de.client.get("/api/v1/openapi.json")
@@ -179,7 +186,7 @@ async def test_lifecycle_over_http(nodes: tuple[Node, Node]) -> None:
         )
         == raw
     )
-    assert await fr.app[SERVICES_KEY].apply_received(signed, from_peer="DE") == "accepted"
+    await _receive(fr, signed.raw, from_peer="DE")
 
     detail = await checked(
         await fr.client.get(f"/api/v1/documents/{ic['id']}", headers=fr.auth("reader"))
@@ -207,9 +214,7 @@ async def test_lifecycle_over_http(nodes: tuple[Node, Node]) -> None:
     raw_ea = await (
         await fr.client.get(f"/api/v1/documents/{ea['id']}/raw", headers=fr.auth("reader"))
     ).read()
-    await de.app[SERVICES_KEY].apply_received(
-        SignedDocument.verify(raw_ea, fr.key.public_key), from_peer="FR"
-    )
+    await _receive(de, raw_ea, from_peer="FR")
 
     end = await _issue(
         de,
@@ -223,9 +228,7 @@ async def test_lifecycle_over_http(nodes: tuple[Node, Node]) -> None:
     raw_end = await (
         await de.client.get(f"/api/v1/documents/{end['id']}/raw", headers=de.auth("reader"))
     ).read()
-    await fr.app[SERVICES_KEY].apply_received(
-        SignedDocument.verify(raw_end, de.key.public_key), from_peer="DE"
-    )
+    await _receive(fr, raw_end, from_peer="DE")
     alerts = await checked(await fr.client.get("/api/v1/alerts", headers=fr.auth("reader")))
     (alert,) = alerts["alerts"]
     assert alert["kind"] == "quantity_mismatch"

@@ -1,7 +1,8 @@
 """The lifecycle between an importing (DE) and an exporting (FR) node, in process.
 
 Each node has its own real SQLite store; documents travel as their exact signed bytes and are
-verified with the issuer's public key before ``apply_received``, as the exchange does.
+verified with the issuer's public key before ``testing.apply_received`` applies them with the
+lifecycle's rules, as the exchange's receive pipeline does.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from permitnet.node.keystore import SigningKey, generate_seed
 from permitnet.node.lifecycle import NodeServices
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.store import DocumentRecord, Store
-from permitnet.node.testing import TestCountry, estimate, registry_view
+from permitnet.node.testing import TestCountry, apply_received, estimate, registry_view
 from permitnet.protocol.documents import (
     Cancellation,
     DeliveryReceipt,
@@ -145,7 +146,7 @@ async def issue(node: Node, doc_type: str, body: dict[str, Any]) -> DocumentReco
 
 async def deliver(sender: Node, record: DocumentRecord, receiver: Node) -> str:
     signed = SignedDocument.verify(record.raw, sender.key.public_key)
-    return await receiver.services.apply_received(signed, from_peer=sender.services.country)
+    return await apply_received(receiver.services, signed, from_peer=sender.services.country)
 
 
 async def test_full_chain_with_short_endorsement_alert(world: World) -> None:
@@ -454,12 +455,12 @@ async def test_received_authorization_breaking_rules_is_refused(world: World) ->
     )
     signed = SignedDocument.sign(forged, signing_key=world.fr.key.seed, kid=world.fr.key.kid)
     with pytest.raises(RuleViolation) as info:
-        await world.de.services.apply_received(signed, from_peer="FR")
+        await apply_received(world.de.services, signed, from_peer="FR")
     assert info.value.rule == "quantity-exceeds-certificate"
     assert await world.de.store.list_documents(doc_type="export_authorization") == []
     # Addressed to another country: refused before anything is read from the store.
     with pytest.raises(RuleViolation, match="wrong-recipient"):
-        await world.fr.services.apply_received(signed, from_peer="FR")
+        await apply_received(world.fr.services, signed, from_peer="FR")
 
 
 async def test_overdue_flagged_on_both_sides(world: World) -> None:
@@ -579,10 +580,10 @@ async def test_second_endorsement_refused_and_endorsement_after_cancellation_ale
     ea = await issue(world.fr, "export_authorization", ea_body(ic.id))
     await deliver(world.fr, ea, world.de)
     first = await _endorsement(world, ea, 4000)
-    assert await world.fr.services.apply_received(first, from_peer="DE") == "accepted"
+    assert await apply_received(world.fr.services, first, from_peer="DE") == "accepted"
     second = await _endorsement(world, ea, 3000)
     with pytest.raises(RuleViolation, match="already-endorsed"):
-        await world.fr.services.apply_received(second, from_peer="DE")
+        await apply_received(world.fr.services, second, from_peer="DE")
 
 
 async def test_endorsement_of_a_cancelled_authorization_alerts(world: World) -> None:
@@ -592,7 +593,7 @@ async def test_endorsement_of_a_cancelled_authorization_alerts(world: World) -> 
     # FR cancels; the goods arrive at DE before the cancellation does.
     await issue(world.fr, "cancellation", {"document": ea.id, "reason": "exporter's licence"})
     endorsement = await _endorsement(world, ea, 3000)
-    assert await world.fr.services.apply_received(endorsement, from_peer="DE") == "accepted"
+    assert await apply_received(world.fr.services, endorsement, from_peer="DE") == "accepted"
     assert (await world.fr.store.get_document(ea.id)).state == "cancelled"
     (alert,) = await world.fr.services.list_alerts()
     assert alert.kind == "endorsed_after_cancellation"
@@ -658,8 +659,8 @@ async def test_received_documents_that_do_not_fit_are_refused(world: World) -> N
     for rule, issuer, document in cases:
         before = len(await world.de.services.store.events_after(0, 1000))
         with pytest.raises(RuleViolation) as info:
-            await world.de.services.apply_received(
-                _signed(world, issuer, document), from_peer=issuer
+            await apply_received(
+                world.de.services, _signed(world, issuer, document), from_peer=issuer
             )
         assert info.value.rule == rule
         assert len(await world.de.services.store.events_after(0, 1000)) == before, rule

@@ -23,7 +23,7 @@ from permitnet.node.keystore import SigningKey
 from permitnet.node.print_layout import ItemRow, draw_sheet
 from permitnet.node.printing import document_sheet
 from permitnet.node.registry_holder import RegistryHolder
-from permitnet.node.testing import TestCountry, estimate, registry_view
+from permitnet.node.testing import TestCountry, apply_received, estimate, registry_view
 from permitnet.node.web.testing import WebNode, log_in, web_node
 from permitnet.protocol.qr import encode_qr_text
 from permitnet.protocol.signed import SignedDocument
@@ -62,7 +62,7 @@ class Trade:
     async def deliver(self, sender: WebNode, document_id: str, receiver: WebNode) -> None:
         record = await sender.services.store.get_document(document_id)
         signed = SignedDocument.verify(record.raw, sender.key.public_key)
-        outcome = await receiver.services.apply_received(signed, from_peer=sender.country)
+        outcome = await apply_received(receiver.services, signed, from_peer=sender.country)
         assert outcome == "accepted"
 
 
