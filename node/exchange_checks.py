@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-import nacl.bindings
-
 from permitnet.node import drafting, receiving
 from permitnet.node.errors import NodeError
 from permitnet.node.lifecycle import ACTIVE
 from permitnet.protocol.cbor import encode_cbor
-from permitnet.protocol.cose import (
-    ALG_EDDSA,
-    HEADER_ALG,
-    HEADER_CONTENT_TYPE,
-    HEADER_KID,
-)
+from permitnet.protocol.cose import Sign1Signer
 from permitnet.protocol.documents import (
     DeliveryReceipt,
     ExportDeclaration,
@@ -212,19 +205,7 @@ class ReceiptSigner:
         #: Per counterpart, the checked payload of an accepted receipt of that second, split
         #: around the document id (the only part that differs between them).
         self._templates: dict[str, tuple[bytes, bytes]] = {}
-        # What ``sign1`` computes for every message with this key, computed once: the protected
-        # header, the start of the Sig_structure and of the message, and libsodium's 64-byte
-        # secret key. The direct path's bytes equal sign1's (tests/node/test_receipt_signer.py
-        # compares them).
-        protected = encode_cbor(
-            {HEADER_ALG: ALG_EDDSA, HEADER_CONTENT_TYPE: CONTENT_TYPE, HEADER_KID: key.kid}
-        )
-        self._sig_prefix = (
-            b"\x84\x6aSignature1" + _bstr_header(len(protected)) + protected + b"\x40"
-        )
-        # Tag 18, array of 4: protected header, empty unprotected map, payload, signature.
-        self._message_prefix = b"\xd2\x84" + _bstr_header(len(protected)) + protected + b"\xa0"
-        _, self._secret = nacl.bindings.crypto_sign_seed_keypair(key.seed)
+        self._signer = Sign1Signer(key.seed, key.kid, content_type=CONTENT_TYPE)
 
     def sign(self, doc_id: bytes, *, status: str, reason: str, counterpart: str, now: int) -> bytes:
         """Return a signed delivery receipt for ``doc_id`` addressed to ``counterpart``.
@@ -236,7 +217,7 @@ class ReceiptSigner:
         if accepted and isinstance(doc_id, bytes) and len(doc_id) == _ID_SIZE:
             template = self._templates.get(counterpart) if self._checked_at == now else None
             if template is not None:
-                return self._sign_direct(template[0] + doc_id + template[1])
+                return self._signer.sign(template[0] + doc_id + template[1])
         receipt = DeliveryReceipt(
             issuer=self._country,
             recipient=counterpart,
@@ -258,19 +239,3 @@ class ReceiptSigner:
                     self._checked_at, self._templates = now, {}
                 self._templates[counterpart] = (before + b"\x58\x20", after)
         return signed.raw
-
-    def _sign_direct(self, payload: bytes) -> bytes:
-        length = _bstr_header(len(payload))
-        signature = nacl.bindings.crypto_sign(self._sig_prefix + length + payload, self._secret)
-        return self._message_prefix + length + payload + b"\x58\x40" + signature[:64]
-
-
-def _bstr_header(length: int) -> bytes:
-    """Return the shortest CBOR header of a byte string (receipts are far below 4 GiB)."""
-    if length < 24:
-        return bytes((0x40 | length,))
-    if length < 0x100:
-        return bytes((0x58, length))
-    if length < 0x10000:
-        return b"\x59" + length.to_bytes(2, "big")
-    return b"\x5a" + length.to_bytes(4, "big")

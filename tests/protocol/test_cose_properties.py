@@ -14,7 +14,8 @@ from permitnet.protocol import (
     sign1,
     verify1,
 )
-from permitnet.protocol.cose import _sig_structure
+from permitnet.protocol.cbor import Tag
+from permitnet.protocol.cose import COSE_SIGN1_TAG, Sign1Signer, _sig_structure
 
 SEEDS = st.binary(min_size=32, max_size=32)
 PAYLOADS = st.one_of(
@@ -37,6 +38,23 @@ def test_sign_verify_roundtrip(
     assert message.kid_is_protected
     assert message.content_type == content_type
     assert message.raw == signed
+
+
+@given(PAYLOADS, SEEDS, KIDS, CONTENT_TYPES)
+def test_signed_message_is_the_deterministic_encoding(
+    payload: bytes, seed: bytes, kid: bytes, content_type: str | int | None
+) -> None:
+    # The message is written directly, not through the generic encoder: it must equal it.
+    signed = sign1(payload, seed, kid, content_type=content_type)
+    message = Sign1Message.from_bytes(signed)
+    parts = [message.protected_bytes, {}, payload, message.signature]
+    assert signed == encode_cbor(Tag(COSE_SIGN1_TAG, parts))
+    # A signer kept for many payloads gives the same bytes, payload after payload.
+    signer = Sign1Signer(seed, kid, content_type=content_type)
+    assert signer.sign(payload) == signed
+    assert signer.sign(payload + b"!") == sign1(
+        payload + b"!", seed, kid, content_type=content_type
+    )
 
 
 @given(st.binary(max_size=200), SEEDS, KIDS, st.data())
