@@ -17,7 +17,6 @@ keys defined here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -29,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from permitnet.node import api, audit, ops, peer_http, registry_gossip
+from permitnet.node.background import every, stop
 from permitnet.node.config import NodeConfig
 from permitnet.node.errors import ConfigError, NodeError
 from permitnet.node.events import EventBus
@@ -235,11 +235,11 @@ def _background_ctx(
             refresh = refresh_from_mirrors
         tasks = [
             asyncio.create_task(
-                _every(config.overdue_check_seconds, app[SERVICES_KEY].flag_overdue, "overdue"),
+                every(config.overdue_check_seconds, app[SERVICES_KEY].flag_overdue, "overdue"),
                 name="permitnet-overdue-check",
             ),
             asyncio.create_task(
-                _every(
+                every(
                     AUDIT_HEAD_LOG_SECONDS,
                     _audit_head_logger(app[STORE_KEY], config.country),
                     "audit head",
@@ -250,7 +250,7 @@ def _background_ctx(
         if refresh is not None:
             tasks.append(
                 asyncio.create_task(
-                    _every(
+                    every(
                         config.registry_refresh_seconds,
                         functools.partial(_refresh_round, app, refresh),
                         "registry refresh",
@@ -261,11 +261,7 @@ def _background_ctx(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(tasks)
             await session.close()
 
     return background
@@ -327,15 +323,3 @@ def _audit_head_logger(store: Store, country: str) -> Callable[[], Awaitable[Non
             logged[:] = [current]
 
     return log_head
-
-
-async def _every(seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run ``work`` now and then every ``seconds``; a failed round is logged, not fatal."""
-    while True:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - one failed round must not stop the loop
-            _log.warning("%s failed: %s: %s", what, type(e).__name__, e, exc_info=e)
-        await asyncio.sleep(seconds)

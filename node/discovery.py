@@ -12,7 +12,6 @@ on. The demo turns it on, bound to the loopback interface so that nothing leaves
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -23,6 +22,7 @@ from aiohttp import web
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from permitnet.node import background
 from permitnet.node.discovery_challenge import (
     CHALLENGE_PATH,
     Advertisement,
@@ -339,30 +339,25 @@ def discovery_loop_context(
         import aiohttp  # noqa: PLC0415 - the client is only needed while discovery runs
 
         async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    await discover_peers_once(
-                        peers(app),
-                        own_country=own_country,
-                        resolve_key=resolve_key(app),
-                        session=session,
-                        clock=clock,
-                        seconds=browse_seconds,
-                        interfaces=interfaces,
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - a failed round must not stop the node
-                    _log.warning("LAN discovery round failed: %s: %s", type(e).__name__, e)
-                await asyncio.sleep(every_seconds)
+            await background.every(
+                every_seconds,
+                lambda: discover_peers_once(
+                    peers(app),
+                    own_country=own_country,
+                    resolve_key=resolve_key(app),
+                    session=session,
+                    clock=clock,
+                    seconds=browse_seconds,
+                    interfaces=interfaces,
+                ),
+                "LAN discovery round",
+            )
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(loop(app), name="permitnet-lan-discovery")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await background.stop([task])
 
     return context

@@ -11,7 +11,6 @@ a pause, never lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import web
 
 from permitnet.node import app as node_app
+from permitnet.node import background
 from permitnet.node.delivery import Backoff, DeliveryWorker, NodeIdentity
 from permitnet.node.discovery import DISCOVERED_PEERS_KEY
 from permitnet.node.errors import ForbiddenError, NodeError
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 #: How often documents held for stale registry data are re-checked.
 PENDING_RETRY_SECONDS: Final = 30.0
 #: Pause before restarting a worker that failed unexpectedly.
-RESTART_PAUSE_SECONDS: Final = 5.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -240,30 +239,12 @@ async def _post_receipts(request: web.Request, exchange: PeerExchange, body: byt
     return web.Response(body=answer, content_type=CBOR_MEDIA_TYPE)
 
 
-async def _supervise(name: str, work: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # A bug in a worker must not stop delivery for good: the state is in the database,
-            # so restarting the worker loses nothing.
-            log.exception("%s failed; restarting in %s s", name, RESTART_PAUSE_SECONDS)
-        await asyncio.sleep(RESTART_PAUSE_SECONDS)
-
-
-async def _housekeeping_forever(pipeline: InboundPipeline, store: Store) -> None:
+async def _housekeeping(pipeline: InboundPipeline, store: Store) -> None:
     # Documents held for stale registry data are re-decided once it is fresh again, and
     # nonces past the replay window are dropped (the window check refuses those requests).
-    while True:
-        try:
-            await pipeline.retry_pending()
-            async with store.transaction() as tx:
-                await tx.execute("DELETE FROM nonces WHERE expires_at < ?", (tx.now,))
-        except NodeError as e:
-            log.warning("exchange housekeeping failed: %s", e)
-        await asyncio.sleep(PENDING_RETRY_SECONDS)
+    await pipeline.retry_pending()
+    async with store.transaction() as tx:
+        await tx.execute("DELETE FROM nonces WHERE expires_at < ?", (tx.now,))
 
 
 def _endpoints(app: web.Application) -> Callable[[str], Sequence[str]]:
@@ -343,23 +324,27 @@ async def _exchange_ctx(app: web.Application) -> AsyncIterator[None]:
 
     store.add_outbox_listener(delivery.wake)
     tasks = [
-        asyncio.create_task(_supervise("delivery", delivery.run), name="permitnet-delivery"),
         asyncio.create_task(
-            _supervise("housekeeping", lambda: _housekeeping_forever(pipeline, store)),
+            background.supervise("delivery", delivery.run), name="permitnet-delivery"
+        ),
+        asyncio.create_task(
+            background.every(
+                PENDING_RETRY_SECONDS,
+                lambda: _housekeeping(pipeline, store),
+                "exchange housekeeping",
+            ),
             name="permitnet-exchange-housekeeping",
         ),
     ]
     if puller is not None:
-        tasks.append(asyncio.create_task(_supervise("pull", puller.run), name="permitnet-pull"))
+        tasks.append(
+            asyncio.create_task(background.supervise("pull", puller.run), name="permitnet-pull")
+        )
     try:
         yield
     finally:
         store.remove_outbox_listener(delivery.wake)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(tasks)
         await pipeline.close()
         if worker is not None:
             await worker.close()

@@ -19,7 +19,6 @@ no single node can see that alone, but two nodes comparing their heads can. This
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import hashlib
 import logging
@@ -32,7 +31,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from permitnet.node import app as node_app
-from permitnet.node import ops, peer_http
+from permitnet.node import background, ops, peer_http
 from permitnet.node.delivery import DeliveryError, NodeIdentity, request_peer
 from permitnet.node.peer_wire import CBOR_MEDIA_TYPE
 from permitnet.node.registry_fetch import RegistryFetchError
@@ -302,15 +301,13 @@ async def _gossip_ctx(app: web.Application) -> AsyncIterator[None]:
         await monitor.run(interval)
 
     task = asyncio.create_task(
-        peer_http._supervise("registry split-view comparison", forever),  # noqa: SLF001
+        background.supervise("registry split-view comparison", forever),
         name="permitnet-registry-gossip",
     )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await background.stop([task])
         if metrics is not None and gauge is not None:
             metrics.registry.unregister(gauge)
 
