@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
+LOOPBACK = ["127.0.0.1"]
+
 
 async def test_discover_verify_tells_real_nodes_from_an_impostor(
     network: Network, capsys: pytest.CaptureFixture[str]
@@ -52,42 +54,14 @@ async def test_discover_verify_tells_real_nodes_from_an_impostor(
         public_url=fr.url,
         insecure_plaintext_key=True,
     ).save()
-    rogue = SigningKey.from_seed(generate_seed())
-    impostor_app = web.Application()
-    setup_challenge(
-        impostor_app,
-        ChallengeResponder(
-            country="DE",
-            signing_key=lambda: rogue.seed,
-            kid=lambda: de.key.kid,
-            clock=lambda: int(time.time()),
-        ),
-    )
-    impostor = TestServer(impostor_app, host="127.0.0.1", port=0)
-    await impostor.start_server()
+    impostor = await _impostor("DE", de.key.kid)
     assert impostor.port is not None
     impostor_url = f"http://127.0.0.1:{impostor.port}"
-    loopback = ["127.0.0.1"]
     try:
         async with (
-            Advertiser(
-                Advertisement(country="DE", kid=de.key.kid),
-                port=int(de.url.rsplit(":", 1)[1]),
-                addresses=loopback,
-                interfaces=loopback,
-            ),
-            Advertiser(
-                Advertisement(country="FR", kid=fr.key.kid),
-                port=int(fr.url.rsplit(":", 1)[1]),
-                addresses=loopback,
-                interfaces=loopback,
-            ),
-            Advertiser(
-                Advertisement(country="DE", kid=de.key.kid),
-                port=impostor.port,
-                addresses=loopback,
-                interfaces=loopback,
-            ),
+            _advertiser("DE", de.key.kid, int(de.url.rsplit(":", 1)[1])),
+            _advertiser("FR", fr.key.kid, int(fr.url.rsplit(":", 1)[1])),
+            _advertiser("DE", de.key.kid, impostor.port),
         ):
             argv = ["discover", "--interface", "127.0.0.1", "--seconds", "6", "--json"]
             code = await asyncio.to_thread(main, [*argv, "--verify", str(fr.data_dir)])
@@ -123,36 +97,13 @@ async def test_delivery_falls_back_to_a_verified_lan_address(network: Network) -
     await network.wait_until(lambda: _attempted(de, ic.id))
     assert not await de.delivered(ic.id)
 
-    rogue = SigningKey.from_seed(generate_seed())
-    impostor_app = web.Application()
-    setup_challenge(
-        impostor_app,
-        ChallengeResponder(
-            country="FR",
-            signing_key=lambda: rogue.seed,
-            kid=lambda: fr.key.kid,
-            clock=lambda: int(time.time()),
-        ),
-    )
-    impostor = TestServer(impostor_app, host="127.0.0.1", port=0)
-    await impostor.start_server()
+    impostor = await _impostor("FR", fr.key.kid)
     assert impostor.port is not None
     peers = de.app[DISCOVERED_PEERS_KEY]
-    loopback = ["127.0.0.1"]
     try:
         async with (
-            Advertiser(
-                Advertisement(country="FR", kid=fr.key.kid),
-                port=impostor.port,
-                addresses=loopback,
-                interfaces=loopback,
-            ),
-            Advertiser(
-                Advertisement(country="FR", kid=fr.key.kid),
-                port=int(fr.url.rsplit(":", 1)[1]),
-                addresses=loopback,
-                interfaces=loopback,
-            ),
+            _advertiser("FR", fr.key.kid, impostor.port),
+            _advertiser("FR", fr.key.kid, int(fr.url.rsplit(":", 1)[1])),
             aiohttp.ClientSession() as session,
         ):
             passed = await discover_peers_once(
@@ -162,7 +113,7 @@ async def test_delivery_falls_back_to_a_verified_lan_address(network: Network) -
                 session=session,
                 clock=lambda: int(time.time()),
                 seconds=4,
-                interfaces=loopback,
+                interfaces=LOOPBACK,
             )
     finally:
         await impostor.close()
@@ -171,6 +122,35 @@ async def test_delivery_falls_back_to_a_verified_lan_address(network: Network) -
     assert peers.snapshot() == {"FR": fr.url}
     await network.wait_until(lambda: de.delivered(ic.id), within=30)
     assert await fr.holds(ic.id)
+
+
+async def _impostor(country: str, kid: bytes) -> TestServer:
+    """A started server answering the discovery challenge for ``country`` under ``kid``, with
+    another key: what someone announcing a node's fingerprint at their own address holds."""
+    rogue = SigningKey.from_seed(generate_seed())
+    app = web.Application()
+    setup_challenge(
+        app,
+        ChallengeResponder(
+            country=country,
+            signing_key=lambda: rogue.seed,
+            kid=lambda: kid,
+            clock=lambda: int(time.time()),
+        ),
+    )
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server
+
+
+def _advertiser(country: str, kid: bytes, port: int) -> Advertiser:
+    """An announcement of ``country``'s node at ``port`` on the loopback interface only."""
+    return Advertiser(
+        Advertisement(country=country, kid=kid),
+        port=port,
+        addresses=LOOPBACK,
+        interfaces=LOOPBACK,
+    )
 
 
 async def _attempted(node: RunningNode, document_id: str) -> bool:

@@ -20,7 +20,8 @@ T0 = 1_780_000_000
 OPS = "cli:test"
 
 
-async def test_static_export_serves_full_snapshot_then_deltas(tmp_path: Path) -> None:
+def _published_registry(tmp_path: Path) -> Registry:
+    """A registry with one country, DE, and its first snapshot published."""
     reg = Registry.init(
         tmp_path / "reg",
         root_keys_dir=tmp_path / "offline",
@@ -31,6 +32,11 @@ async def test_static_export_serves_full_snapshot_then_deltas(tmp_path: Path) ->
     )
     reg.set_country("DE", authority="BfArM", endpoints=[], contact="", actor=OPS, now=T0)
     reg.publish(actor=OPS, now=T0)
+    return reg
+
+
+async def test_static_export_serves_full_snapshot_then_deltas(tmp_path: Path) -> None:
+    reg = _published_registry(tmp_path)
     mirror = tmp_path / "mirror"
     export(reg, mirror)
     app = web.Application()
@@ -66,16 +72,7 @@ async def test_static_export_serves_full_snapshot_then_deltas(tmp_path: Path) ->
 
 async def test_conditional_get_against_a_static_mirror(tmp_path: Path) -> None:
     """Unchanged files answer 304 to If-None-Match: "checked, unchanged", nothing downloaded."""
-    reg = Registry.init(
-        tmp_path / "reg",
-        root_keys_dir=tmp_path / "offline",
-        root_keys=1,
-        threshold=1,
-        now=T0,
-        actor=OPS,
-    )
-    reg.set_country("DE", authority="BfArM", endpoints=[], contact="", actor=OPS, now=T0)
-    reg.publish(actor=OPS, now=T0)
+    reg = _published_registry(tmp_path)
     mirror = tmp_path / "mirror"
     export(reg, mirror)
     seen: list[tuple[str, str | None, int]] = []

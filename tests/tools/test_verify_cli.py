@@ -255,10 +255,9 @@ def test_usage_errors_are_one_line(
     assert message.format(**places) in err[0]
 
 
-def test_the_installed_command_runs(tmp_path: Path, registry_files: tuple[Path, Path]) -> None:
-    snap, root = registry_files
-    path = write(tmp_path, "c.cose", flip(CERTIFICATE.raw, 40))
-    result = subprocess.run(
+def _run_installed(path: str, snap: Path, root: Path) -> subprocess.CompletedProcess[str]:
+    """``permitnet verify PATH`` in a new Python process, as an installed command runs."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -277,6 +276,12 @@ def test_the_installed_command_runs(tmp_path: Path, registry_files: tuple[Path, 
         timeout=120,
         check=False,
     )
+
+
+def test_the_installed_command_runs(tmp_path: Path, registry_files: tuple[Path, Path]) -> None:
+    snap, root = registry_files
+    path = write(tmp_path, "c.cose", flip(CERTIFICATE.raw, 40))
+    result = _run_installed(path, snap, root)
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("permitnet: NOT AUTHENTIC: ")
@@ -375,25 +380,7 @@ def test_a_tampered_pdf_gives_exactly_one_line_from_the_installed_command(
 
     snap, root = registry_files
     path = write(tmp_path, "t.pdf", tampered_pdf_text())
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "permitnet.tools.cli",
-            "verify",
-            path,
-            "--snapshot",
-            str(snap),
-            "--root",
-            str(root),
-            "--at",
-            str(NOW),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _run_installed(path, snap, root)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert "NOT AUTHENTIC: the PDF's printed text was altered" in result.stderr
