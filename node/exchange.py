@@ -19,10 +19,12 @@ Group commit: requests that arrive while a transaction is being written wait, an
 transaction decides all of them together, so concurrent one-document requests share one
 commit (one fsync). One task writes the groups, one after the other, while requests arrive.
 A group whose documents are all plain (certificates, declarations: stored as received) is
-decided and written whole on the database thread, in one round trip (``node/exchange_plain
-.py``); any other group takes the general path below, where such documents are written together
-and every other document is applied inside its own savepoint, so that one failing document
-never undoes the others. Receipts are signed after the commit: a peer never holds a receipt
+decided and written whole in one transaction (``node/exchange_plain.py``): a small group's
+statements run on the event loop's thread and only its COMMIT on the database thread, a large
+group's all on the database thread (``Store.transact_here``, ADR 0016). Any other group takes
+the general path below, where such documents are written together and every other document
+is applied inside its own savepoint, so that one failing document never undoes the others.
+Receipts are signed after the commit: a peer never holds a receipt
 for something this node could still lose.
 """
 
@@ -85,6 +87,8 @@ log = logging.getLogger(__name__)
 
 #: Most pending documents one transaction releases when what they wait for arrives.
 _MAX_RELEASE: Final = 1000
+#: Most documents in a plain group written on the event loop's thread (about 60 us each).
+ON_LOOP_DOCUMENTS: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +295,12 @@ class InboundPipeline:
 
     async def _write_group(self, group: list[Request]) -> list[list[Decision]]:
         if all(request.plain is not None for request in group):
+            # A small group is written on this thread, its COMMIT on the database thread; a
+            # large one whole on the database thread, not to hold up the loop (ADR 0016).
+            small = sum(len(request.raws) for request in group) <= ON_LOOP_DOCUMENTS
+            write = self._store.transact_here if small else self._store.transact
             try:
-                return await self._store.transact(write_plain_on, group)
+                return await write(write_plain_on, group)
             except NotPlainError:
                 pass  # rolled back: the general path below decides the group
         ids = [document_id(raw).hex() for request in group for raw in request.raws]

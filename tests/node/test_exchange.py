@@ -10,7 +10,7 @@ import pytest
 
 from permitnet.node import audit
 from permitnet.node.errors import StoreError
-from permitnet.node.exchange import InboundPipeline, make_receipt_verifier
+from permitnet.node.exchange import ON_LOOP_DOCUMENTS, InboundPipeline, make_receipt_verifier
 from permitnet.node.keystore import SigningKey
 from permitnet.node.registry_holder import RegistryHolder
 from permitnet.node.store import DocumentRecord, Store, Tx
@@ -395,7 +395,7 @@ def test_receipts_that_prove_nothing_are_refused(
 def count_transactions(store: Store) -> list[str]:
     """Record each write transaction the store is asked for: general (multi-step) or whole."""
     calls: list[str] = []
-    transaction, transact = store.transaction, store.transact
+    transaction, transact, transact_here = store.transaction, store.transact, store.transact_here
 
     def counting_transaction() -> Any:
         calls.append("general")
@@ -405,9 +405,43 @@ def count_transactions(store: Store) -> list[str]:
         calls.append("whole")
         return await transact(fn, *args, **kwargs)
 
+    async def counting_transact_here(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append("whole")
+        return await transact_here(fn, *args, **kwargs)
+
     store.transaction = counting_transaction  # type: ignore[method-assign]  # counts, delegates
     store.transact = counting_transact  # type: ignore[method-assign]
+    store.transact_here = counting_transact_here  # type: ignore[method-assign]
     return calls
+
+
+async def test_small_plain_groups_written_on_the_loop_large_ones_on_the_database_thread(
+    world: World,
+) -> None:
+    where: list[tuple[str, int]] = []
+    transact, transact_here = world.store.transact, world.store.transact_here
+
+    async def on_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        where.append(("database thread", sum(len(r.raws) for r in args[0])))
+        return await transact(fn, *args, **kwargs)
+
+    async def here(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        where.append(("loop", sum(len(r.raws) for r in args[0])))
+        return await transact_here(fn, *args, **kwargs)
+
+    world.store.transact = on_thread  # type: ignore[method-assign]  # records, delegates
+    world.store.transact_here = here  # type: ignore[method-assign]
+    small = [sign(example_import_certificate(number=f"DE-IC-S-{i}")).raw for i in range(3)]
+    large = [
+        sign(example_import_certificate(number=f"DE-IC-L-{i}")).raw
+        for i in range(ON_LOOP_DOCUMENTS + 1)
+    ]
+    for raws in (small, large):
+        results = await world.pipeline.receive(raws, from_peer="DE")
+        assert [r.outcome for r in results] == ["accepted"] * len(raws)
+    assert where == [("loop", 3), ("database thread", ON_LOOP_DOCUMENTS + 1)]
+    stored = await world.store.query("SELECT count(*) FROM documents")
+    assert stored == [(len(small) + len(large),)]
 
 
 async def test_concurrent_requests_share_one_transaction(world: World) -> None:

@@ -339,16 +339,19 @@ def _insert_on(tx: SyncTx, nonce: str, *, fail: bool, events: tuple[int, ...] = 
     return _count_and_insert(tx.conn, nonce, fail=fail)
 
 
-async def test_transact_runs_one_whole_transaction_on_the_database_thread(store: Store) -> None:
+@pytest.mark.parametrize("method", ["transact", "transact_here"])
+async def test_transact_runs_one_whole_transaction(store: Store, method: str) -> None:
+    # transact_here is transact with its statements on the loop's thread: the same outcomes.
+    transact = getattr(store, method)
     announced: list[list[int]] = []
     store.add_listener(announced.append)
-    assert await store.transact(_insert_on, "n1", fail=False, events=(7,)) == 1
+    assert await transact(_insert_on, "n1", fail=False, events=(7,)) == 1
     assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
     assert announced == [[7]]
     # Any failure rolls the whole transaction back; SQLite's is the store's error, and
     # nothing is announced for it.
     with pytest.raises(StoreError, match=r"refused the change.*no_such_table"):
-        await store.transact(_insert_on, "n2", fail=True, events=(8,))
+        await transact(_insert_on, "n2", fail=True, events=(8,))
     assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
     assert announced == [[7]]
 
@@ -357,7 +360,7 @@ async def test_transact_runs_one_whole_transaction_on_the_database_thread(store:
         raise LookupError("not for this path")
 
     with pytest.raises(LookupError):
-        await store.transact(refuse)
+        await transact(refuse)
     assert await store.query("SELECT nonce FROM nonces") == [("n1",)]
     # The connection is usable afterwards: no transaction was left open.
     async with store.transaction() as tx:
@@ -428,4 +431,97 @@ async def test_a_transact_whose_caller_is_cancelled_still_commits_and_announces(
         while not announced:  # noqa: ASYNC110 - a listener call is no event to await
             await asyncio.sleep(0.01)
     assert announced == [[9]]
+    assert await store.query("SELECT nonce FROM nonces") == [("late",)]
+
+
+def _on_thread(tx: SyncTx, nonce: str, threads: list[int]) -> None:
+    threads.append(threading.get_ident())
+    _count_and_insert(tx.conn, nonce, fail=False)
+
+
+async def test_transact_here_runs_on_the_calling_thread_and_commits_on_the_database_thread(
+    store: Store, tmp_path: Path
+) -> None:
+    threads: list[int] = []
+    await store.transact_here(_on_thread, "here", threads)
+    assert threads == [threading.get_ident()]
+    assert await store.query("SELECT nonce FROM nonces") == [("here",)]
+    # The busy timeout, set to 0 only while taking the write lock, is back for the next one.
+    assert await store.query("PRAGMA busy_timeout") == [(5000,)]
+    # Committed: another connection sees it.
+    other = sqlite3.connect(str(tmp_path / "node.sqlite3"))
+    try:
+        assert other.execute("SELECT nonce FROM nonces").fetchall() == [("here",)]
+    finally:
+        other.close()
+
+
+async def test_transact_here_never_waits_on_the_loop_for_another_writer(
+    store: Store, tmp_path: Path
+) -> None:
+    # Another process holds the write lock: transact_here does not wait for it on the event
+    # loop's thread (which would stop the node) but hands the whole transaction to the
+    # database thread, which waits there, and commits once the lock is free.
+    other = sqlite3.connect(
+        str(tmp_path / "node.sqlite3"), isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")
+    threads: list[int] = []
+    writing = asyncio.ensure_future(store.transact_here(_on_thread, "after", threads))
+    # The loop keeps turning meanwhile (a wait on it would last the 5 s busy timeout).
+    longest = 0.0
+    for _ in range(20):
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        longest = max(longest, time.monotonic() - before)
+    assert longest < 1.0
+    assert not writing.done()
+    other.execute("INSERT INTO nonces (key_id, nonce, seen_at, expires_at) VALUES ('k','o',1,2)")
+    other.execute("COMMIT")
+    other.close()
+    async with asyncio.timeout(10):
+        await writing
+    assert len(threads) == 1
+    assert threads != [threading.get_ident()]
+    assert {r[0] for r in await store.query("SELECT nonce FROM nonces")} == {"o", "after"}
+
+
+async def test_transact_here_waits_its_turn_behind_a_queued_transact(store: Store) -> None:
+    # A transact queued earlier may still be running on the database thread: the connection
+    # is then not this thread's to use, so transact_here queues behind it, in order.
+    order: list[str] = []
+    started = threading.Event()
+
+    def slow(tx: SyncTx) -> None:
+        started.set()
+        time.sleep(0.1)
+        order.append("first")
+        _count_and_insert(tx.conn, "first", fail=False)
+
+    def second(tx: SyncTx) -> None:
+        order.append("second")
+        _count_and_insert(tx.conn, "second", fail=False)
+
+    first = asyncio.ensure_future(store.transact(slow))
+    await asyncio.to_thread(started.wait, 10)
+    await store.transact_here(second)
+    await first
+    assert order == ["first", "second"]
+    assert {r[0] for r in await store.query("SELECT nonce FROM nonces")} == {"first", "second"}
+
+
+async def test_transact_here_cancelled_during_its_commit_still_commits_and_announces(
+    store: Store,
+) -> None:
+    announced: list[list[int]] = []
+    store.add_listener(announced.append)
+    caller = asyncio.ensure_future(store.transact_here(_insert_on, "late", fail=False, events=(3,)))
+    await asyncio.sleep(0)  # the statements ran; the COMMIT is queued on the database thread
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    async with asyncio.timeout(10):
+        while not announced:  # noqa: ASYNC110 - a listener call is no event to await
+            await asyncio.sleep(0.01)
+    assert announced == [[3]]
     assert await store.query("SELECT nonce FROM nonces") == [("late",)]
