@@ -414,15 +414,41 @@ def _write_on(
     Any exception rolls it back and propagates. Returns ``fn``'s result and the transaction,
     whose new events are announced once back on the loop.
     """
-    tx = SyncTx(conn=conn, now=now)
     conn.execute("BEGIN IMMEDIATE")
+    result, tx = _run_begun(conn, now, fn, *args, **kwargs)
+    return _commit_on(conn, result, tx)
+
+
+def _write_here(
+    conn: sqlite3.Connection,
+    now: int,
+    fn: Callable[Concatenate[SyncTx, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> tuple[T, SyncTx] | None:
+    """BEGIN IMMEDIATE and ``fn`` on this thread, if the write lock is free now; else None.
+
+    Nothing is committed: :meth:`Store.transact_here` hands the COMMIT to the database thread.
+    """
+    if not _begin_now(conn):
+        return None
+    return _run_begun(conn, now, fn, *args, **kwargs)
+
+
+def _run_begun(
+    conn: sqlite3.Connection,
+    now: int,
+    fn: Callable[Concatenate[SyncTx, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> tuple[T, SyncTx]:
+    """``fn`` inside the transaction just begun; any exception rolls it back."""
+    tx = SyncTx(conn=conn, now=now)
     try:
-        result = fn(tx, *args, **kwargs)
-        conn.execute("COMMIT")
+        return fn(tx, *args, **kwargs), tx
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return result, tx
 
 
 def _begin_now(conn: sqlite3.Connection) -> bool:
@@ -441,7 +467,7 @@ def _begin_now(conn: sqlite3.Connection) -> bool:
 
 
 def _commit_on(conn: sqlite3.Connection, result: T, tx: SyncTx) -> tuple[T, SyncTx]:
-    """COMMIT what :meth:`Store.transact_here` wrote, on the database thread."""
+    """COMMIT the open transaction (rolled back if that fails); return ``fn``'s result and it."""
     try:
         conn.execute("COMMIT")
     except BaseException:
@@ -652,21 +678,18 @@ class Store:
             # Nothing queued may still be running: the database thread is then idle, and stays
             # so while the lock is held (all else that uses it holds the lock while it does).
             try:
-                begun = self._writes_queued == 0 and _begin_now(conn)
+                written = (
+                    _write_here(conn, now, fn, *args, **kwargs)
+                    if self._writes_queued == 0
+                    else None
+                )
             except sqlite3.Error as e:
                 raise StoreError(f"database refused the change: {e}") from e
-            if begun:
-                tx = SyncTx(conn=conn, now=now)
-                try:
-                    result = fn(tx, *args, **kwargs)
-                except BaseException as e:
-                    conn.execute("ROLLBACK")
-                    if isinstance(e, sqlite3.Error):
-                        raise StoreError(f"database refused the change: {e}") from e
-                    raise
-                done = submit(self._conn, lambda: _commit_on(conn, result, tx))
-            else:
+            if written is None:
                 done = submit(self._conn, lambda: _write_on(conn, now, fn, *args, **kwargs))
+            else:
+                result, tx = written
+                done = submit(self._conn, lambda: _commit_on(conn, result, tx))
             self._queued(done)
         return await self._committed(done)
 
