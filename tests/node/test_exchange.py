@@ -395,42 +395,39 @@ def test_receipts_that_prove_nothing_are_refused(
 def count_transactions(store: Store) -> list[str]:
     """Record each write transaction the store is asked for: general (multi-step) or whole."""
     calls: list[str] = []
-    transaction, transact, transact_here = store.transaction, store.transact, store.transact_here
+    transaction = store.transaction
 
     def counting_transaction() -> Any:
         calls.append("general")
         return transaction()
 
-    async def counting_transact(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append("whole")
-        return await transact(fn, *args, **kwargs)
-
-    async def counting_transact_here(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append("whole")
-        return await transact_here(fn, *args, **kwargs)
-
     store.transaction = counting_transaction  # type: ignore[method-assign]  # counts, delegates
-    store.transact = counting_transact  # type: ignore[method-assign]
-    store.transact_here = counting_transact_here  # type: ignore[method-assign]
+    for name in ("transact", "transact_here"):  # a whole transaction, either thread
+        _record_calls(store, name, lambda _group: calls.append("whole"))
     return calls
+
+
+def _record_calls(store: Store, name: str, record: Callable[[Any], object]) -> None:
+    """Have ``store.<name>(fn, group)`` call ``record(group)``, then do what it did."""
+    method = getattr(store, name)
+
+    async def recording(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        record(args[0] if args else None)
+        return await method(fn, *args, **kwargs)
+
+    setattr(store, name, recording)
 
 
 async def test_small_plain_groups_written_on_the_loop_large_ones_on_the_database_thread(
     world: World,
 ) -> None:
     where: list[tuple[str, int]] = []
-    transact, transact_here = world.store.transact, world.store.transact_here
+    for name, place in (("transact", "database thread"), ("transact_here", "loop")):
 
-    async def on_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        where.append(("database thread", sum(len(r.raws) for r in args[0])))
-        return await transact(fn, *args, **kwargs)
+        def record(group: Any, place: str = place) -> None:
+            where.append((place, sum(len(r.raws) for r in group)))
 
-    async def here(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        where.append(("loop", sum(len(r.raws) for r in args[0])))
-        return await transact_here(fn, *args, **kwargs)
-
-    world.store.transact = on_thread  # type: ignore[method-assign]  # records, delegates
-    world.store.transact_here = here  # type: ignore[method-assign]
+        _record_calls(world.store, name, record)
     small = [sign(example_import_certificate(number=f"DE-IC-S-{i}")).raw for i in range(3)]
     large = [
         sign(example_import_certificate(number=f"DE-IC-L-{i}")).raw

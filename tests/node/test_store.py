@@ -8,7 +8,7 @@ import hashlib
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given, settings
@@ -423,6 +423,14 @@ async def test_a_transact_whose_caller_is_cancelled_still_commits_and_announces(
 
     caller = asyncio.ensure_future(store.transact(slow))
     await asyncio.to_thread(started.wait, 10)
+    await _cancel_and_wait_for_announcement(caller, announced)
+    assert announced == [[9]]
+    assert await store.query("SELECT nonce FROM nonces") == [("late",)]
+
+
+async def _cancel_and_wait_for_announcement(
+    caller: asyncio.Future[Any], announced: list[list[int]]
+) -> None:
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
@@ -430,8 +438,6 @@ async def test_a_transact_whose_caller_is_cancelled_still_commits_and_announces(
     async with asyncio.timeout(10):
         while not announced:  # noqa: ASYNC110 - a listener call is no event to await
             await asyncio.sleep(0.01)
-    assert announced == [[9]]
-    assert await store.query("SELECT nonce FROM nonces") == [("late",)]
 
 
 def _on_thread(tx: SyncTx, nonce: str, threads: list[int]) -> None:
@@ -517,11 +523,6 @@ async def test_transact_here_cancelled_during_its_commit_still_commits_and_annou
     store.add_listener(announced.append)
     caller = asyncio.ensure_future(store.transact_here(_insert_on, "late", fail=False, events=(3,)))
     await asyncio.sleep(0)  # the statements ran; the COMMIT is queued on the database thread
-    caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
-    async with asyncio.timeout(10):
-        while not announced:  # noqa: ASYNC110 - a listener call is no event to await
-            await asyncio.sleep(0.01)
+    await _cancel_and_wait_for_announcement(caller, announced)
     assert announced == [[3]]
     assert await store.query("SELECT nonce FROM nonces") == [("late",)]
