@@ -5,8 +5,11 @@ triggers make those bytes immutable. Every change happens inside :meth:`Store.tr
 serialises writers on the one connection and commits or rolls back as a whole, so a document, its
 event, its audit row and its outbox row are stored together or not at all.
 
-Exchange tables (outbox, pending, quarantine, nonces) have their methods on :class:`Tx` in
-:mod:`permitnet.node.store_exchange`'s mixin, so that part of the node can grow on its own.
+The parts live beside it: the transaction's methods in :mod:`permitnet.node.store_tx` (its
+exchange tables: outbox, pending, quarantine, nonces, in :mod:`permitnet.node.store_exchange`'s
+mixin), a document's rows and the records read back in :mod:`permitnet.node.store_rows`, and
+the write transactions on the plain connection in :mod:`permitnet.node.store_sync`. Import the
+names from here.
 """
 
 from __future__ import annotations
@@ -15,17 +18,24 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, Final, Literal
+from typing import TYPE_CHECKING, Any, Concatenate
 
 import aiosqlite
 
-from permitnet.node import audit
-from permitnet.node.errors import NotFoundError, StoreError
+from permitnet.node.errors import StoreError
 from permitnet.node.migrations import MIGRATIONS
-from permitnet.node.store_exchange import ExchangeMixin, P, T, insert_rows, submit
+from permitnet.node.store_exchange import P, T, submit
+from permitnet.node.store_rows import (
+    Direction,
+    DocumentItem,
+    DocumentRecord,
+    Event,
+    insert_new_documents_on,
+)
+from permitnet.node.store_sync import BUSY_TIMEOUT_MS, SyncTx, commit_on, write_here, write_on
+from permitnet.node.store_tx import Tx
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,439 +51,11 @@ __all__ = [
     "insert_new_documents_on",
 ]
 
-Direction = Literal["outbound", "inbound", "paper"]
 Clock = Callable[[], int]
-_DOC_COLUMNS: Final = (
-    "id, raw, doc_type, issuer, recipient, issued_at, refers_to, reference, estimate_year, "
-    "valid_until, direction, electronically_verified, state, stored_at"
-)
-_INSERT_DOCUMENT: Final = (
-    f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608 - fixed column list
-)
-#: How long a statement waits for another connection's write lock, on the database thread.
-BUSY_TIMEOUT_MS: Final = 5000
-_INSERT_ITEMS: Final = (
-    "INSERT INTO document_items (document_id, item_index, substance, base_substance, "
-    "quantity_mg, base_mg) VALUES (?,?,?,?,?,?)"
-)
 
 
 def _system_clock() -> int:
     return int(time.time())
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DocumentItem:
-    """One item of a stored document, as indexed for balances."""
-
-    substance: str
-    base_substance: str
-    quantity_mg: int
-    base_mg: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DocumentRecord:
-    """A stored document: the exact signed bytes plus the columns queries use."""
-
-    id: str
-    raw: bytes
-    doc_type: str
-    issuer: str
-    recipient: str
-    issued_at: int
-    direction: Direction
-    state: str
-    items: tuple[DocumentItem, ...] = ()
-    refers_to: str | None = None
-    reference: str | None = None
-    estimate_year: int | None = None
-    valid_until: str | None = None
-    electronically_verified: bool = True
-    stored_at: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """One row of the event feed: a state change of a document, draft or alert."""
-
-    seq: int
-    at: int
-    kind: str
-    subject: str
-    from_state: str | None
-    to_state: str | None
-    actor: str
-    detail: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the event as a JSON object for the API and the SSE feed."""
-        return {
-            "seq": self.seq,
-            "at": self.at,
-            "kind": self.kind,
-            "subject": self.subject,
-            "from_state": self.from_state,
-            "to_state": self.to_state,
-            "actor": self.actor,
-            "detail": self.detail,
-        }
-
-
-def _row_to_record(row: Sequence[Any], items: tuple[DocumentItem, ...]) -> DocumentRecord:
-    return DocumentRecord(
-        id=row[0],
-        raw=bytes(row[1]),
-        doc_type=row[2],
-        issuer=row[3],
-        recipient=row[4],
-        issued_at=row[5],
-        refers_to=row[6],
-        reference=row[7],
-        estimate_year=row[8],
-        valid_until=row[9],
-        direction=row[10],
-        electronically_verified=bool(row[11]),
-        state=row[12],
-        stored_at=row[13],
-        items=items,
-    )
-
-
-@dataclass(slots=True)
-class SyncTx:
-    """A write transaction as :meth:`Store.transact` hands it to a function on its thread."""
-
-    #: The plain ``sqlite3`` connection, inside the transaction.
-    conn: sqlite3.Connection
-    #: The transaction's clock reading, used for every timestamp it writes.
-    now: int
-    #: Event sequence numbers written, announced after commit (as ``Tx.new_events``).
-    new_events: list[int] = field(default_factory=list)
-    #: Whether outbox rows became due for delivery, announced after commit.
-    made_outbox_due: bool = False
-
-
-class Tx(ExchangeMixin):
-    """An open transaction; every method runs inside it. Obtain one from ``Store.transaction``."""
-
-    def __init__(self, conn: aiosqlite.Connection, now: int) -> None:
-        self.conn = conn
-        #: The transaction's clock reading, used for every timestamp it writes.
-        self.now = now
-        #: Event sequence numbers written in this transaction, announced after commit.
-        self.new_events: list[int] = []
-        #: Whether outbox rows became due for delivery, announced after commit.
-        self.made_outbox_due = False
-
-    async def insert_document(
-        self, record: DocumentRecord, *, actor: str, outbox_peers: Iterable[str] = ()
-    ) -> bool:
-        """Store a document, its items, its 'stored' event and audit row, and its outbox rows.
-
-        Returns:
-            True if stored now; False if a document with this id was already stored (the call is
-            then a no-op, which makes re-delivery idempotent).
-        """
-        peers = list(outbox_peers)
-        seqs = await self.run(_insert_document_on, record, actor=actor, now=self.now, peers=peers)
-        if seqs is None:
-            return False
-        self.new_events.extend(seqs)
-        self.made_outbox_due = self.made_outbox_due or bool(peers)
-        return True
-
-    async def insert_new_documents(self, records: Sequence[DocumentRecord], *, actor: str) -> None:
-        """Store documents not stored yet, with their items, events and audit rows, in bulk.
-
-        The same rows as :meth:`insert_document` called once per record (without outbox rows),
-        written with a handful of ``executemany`` calls in one round trip to the database
-        thread: the receive path uses it.
-        The caller has checked, in this transaction, that none of the ids is stored.
-
-        Raises:
-            sqlite3.IntegrityError: an id is already stored (the transaction is rolled back).
-        """
-        if records:
-            seqs = await self.run(insert_new_documents_on, records, actor=actor, now=self.now)
-            self.new_events.extend(seqs)
-
-    async def get_document(self, document_id: str) -> DocumentRecord:
-        """Return a stored document.
-
-        Raises:
-            NotFoundError: no document has this id.
-        """
-        row = await self.fetchone(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?",  # noqa: S608 - fixed column list
-            (document_id,),
-        )
-        if row is None:
-            raise NotFoundError(f"no document {document_id}")
-        items = await self.fetchall(
-            "SELECT substance, base_substance, quantity_mg, base_mg FROM document_items "
-            "WHERE document_id = ? ORDER BY item_index",
-            (document_id,),
-        )
-        return _row_to_record(
-            row,
-            tuple(
-                DocumentItem(substance=s, base_substance=b, quantity_mg=q, base_mg=m)
-                for s, b, q, m in items
-            ),
-        )
-
-    async def get_documents(self, document_ids: Sequence[str]) -> list[DocumentRecord]:
-        """Return the stored documents with these ids, in that order, in two queries.
-
-        Ids with no stored document are left out.
-        """
-        if not document_ids:
-            return []
-        marks = ", ".join("?" * len(document_ids))
-        rows = await self.fetchall(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE id IN ({marks})",  # noqa: S608 - marks only
-            tuple(document_ids),
-        )
-        items: dict[str, list[DocumentItem]] = {}
-        for doc_id, substance, base, quantity, base_mg in await self.fetchall(
-            "SELECT document_id, substance, base_substance, quantity_mg, base_mg "  # noqa: S608
-            f"FROM document_items WHERE document_id IN ({marks}) ORDER BY item_index",
-            tuple(document_ids),
-        ):
-            items.setdefault(doc_id, []).append(
-                DocumentItem(
-                    substance=substance, base_substance=base, quantity_mg=quantity, base_mg=base_mg
-                )
-            )
-        by_id = {row[0]: _row_to_record(row, tuple(items.get(row[0], ()))) for row in rows}
-        return [by_id[i] for i in document_ids if i in by_id]
-
-    async def has_document(self, document_id: str) -> bool:
-        """Return whether a document with this id is stored."""
-        return bool(await self.fetchone("SELECT 1 FROM documents WHERE id = ?", (document_id,)))
-
-    async def set_state(
-        self, document_id: str, to_state: str, *, actor: str, detail: dict[str, Any] | None = None
-    ) -> str:
-        """Move a document to a new state, writing the event and the audit row.
-
-        Returns:
-            The previous state.
-
-        Raises:
-            NotFoundError: no document has this id.
-        """
-        row = await self.fetchone("SELECT state FROM documents WHERE id = ?", (document_id,))
-        if row is None:
-            raise NotFoundError(f"no document {document_id}")
-        from_state: str = row[0]
-        if from_state == to_state:
-            return from_state
-        await self.execute("UPDATE documents SET state = ? WHERE id = ?", (to_state, document_id))
-        await self.add_event(
-            "document",
-            document_id,
-            from_state=from_state,
-            to_state=to_state,
-            actor=actor,
-            detail=detail or {},
-        )
-        await self.audit(actor, f"state {from_state} -> {to_state}", document_id, detail or {})
-        return from_state
-
-    async def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
-        """Append a row to the hash-chained audit log."""
-        await audit.append(
-            self, at=self.now, actor=actor, action=action, subject=subject, detail=detail
-        )
-
-    async def raise_alert(self, kind: str, document_id: str, message: str) -> int | None:
-        """Raise an alert once per (kind, document); return its id, or None if already raised."""
-        if await self.fetchone(
-            "SELECT 1 FROM alerts WHERE kind = ? AND document_id = ?", (kind, document_id)
-        ):
-            return None
-        alert_id = await self.execute(
-            "INSERT INTO alerts (kind, document_id, message, created_at) VALUES (?,?,?,?)",
-            (kind, document_id, message, self.now),
-        )
-        detail = {"alert_id": alert_id, "alert_kind": kind, "message": message}
-        await self.add_event(
-            "alert", document_id, from_state=None, to_state=kind, actor="node", detail=detail
-        )
-        await self.audit("node", f"alert {kind}", document_id, detail)
-        return alert_id
-
-
-def _document_row(r: DocumentRecord, now: int) -> tuple[Any, ...]:
-    """The ``documents`` row of a record, in ``_DOC_COLUMNS`` order, stored at ``now``."""
-    return (
-        r.id,
-        r.raw,
-        r.doc_type,
-        r.issuer,
-        r.recipient,
-        r.issued_at,
-        r.refers_to,
-        r.reference,
-        r.estimate_year,
-        r.valid_until,
-        r.direction,
-        int(r.electronically_verified),
-        r.state,
-        now,
-    )
-
-
-def _item_rows(r: DocumentRecord) -> list[tuple[Any, ...]]:
-    """The ``document_items`` rows of a record."""
-    return [
-        (r.id, i, it.substance, it.base_substance, it.quantity_mg, it.base_mg)
-        for i, it in enumerate(r.items)
-    ]
-
-
-def _insert_document_on(
-    conn: sqlite3.Connection,
-    record: DocumentRecord,
-    *,
-    actor: str,
-    now: int,
-    peers: Sequence[str],
-) -> list[int] | None:
-    """:meth:`Tx.insert_document` on the database thread: one round trip.
-
-    Returns the new event numbers, or None when the id was already stored (nothing written).
-    """
-    # ON CONFLICT only covers the identifier: any other constraint still aborts.
-    inserted = conn.execute(
-        _INSERT_DOCUMENT + " ON CONFLICT (id) DO NOTHING RETURNING id", _document_row(record, now)
-    ).fetchall()
-    if not inserted:
-        return None
-    insert_rows(
-        conn,
-        "INSERT INTO outbox (document_id, peer, created_at, next_attempt_at) VALUES (?,?,?,?)",
-        [(record.id, peer, now, now) for peer in peers],
-    )
-    return _stored_rows_on(conn, [record], actor=actor, now=now)
-
-
-def insert_new_documents_on(
-    conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
-) -> list[int]:
-    """:meth:`Tx.insert_new_documents` on the database thread; return the new event numbers."""
-    insert_rows(conn, _INSERT_DOCUMENT, [_document_row(r, now) for r in records])
-    return _stored_rows_on(conn, records, actor=actor, now=now)
-
-
-def _stored_rows_on(
-    conn: sqlite3.Connection, records: Sequence[DocumentRecord], *, actor: str, now: int
-) -> list[int]:
-    """What goes with newly stored documents: items, 'stored' events, audit rows."""
-    insert_rows(conn, _INSERT_ITEMS, [row for r in records for row in _item_rows(r)])
-    details = [{"doc_type": r.doc_type, "direction": r.direction} for r in records]
-    pairs = list(zip(records, details, strict=True))
-    # A multi-row INSERT ... RETURNING gives the new event numbers in the same call
-    # (executemany cannot return them), 1000 rows (7000 parameters) at a time to stay
-    # below SQLite's limit on parameters.
-    seqs: list[int] = []
-    for start in range(0, len(records), 1000):
-        chunk = pairs[start : start + 1000]
-        marks = ",".join(["(?,?,?,?,?,?,?)"] * len(chunk))
-        params = [
-            value
-            for r, d in chunk
-            for value in (now, "document", r.id, None, r.state, actor, json.dumps(d))
-        ]
-        rows = conn.execute(
-            "INSERT INTO events (at, kind, subject, from_state, to_state, actor, detail) "  # noqa: S608 - only placeholders are interpolated
-            f"VALUES {marks} RETURNING seq",
-            params,
-        ).fetchall()
-        seqs.extend(r[0] for r in rows)
-    audit.append_on(
-        conn,
-        at=now,
-        actor=actor,
-        rows=[(f"store {r.doc_type}", r.id, d) for r, d in pairs],
-    )
-    return sorted(seqs)
-
-
-def _write_on(
-    conn: sqlite3.Connection,
-    now: int,
-    fn: Callable[Concatenate[SyncTx, P], T],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> tuple[T, SyncTx]:
-    """One write transaction on the database thread: BEGIN IMMEDIATE, ``fn``, COMMIT.
-
-    Any exception rolls it back and propagates. Returns ``fn``'s result and the transaction,
-    whose new events are announced once back on the loop.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    result, tx = _run_begun(conn, now, fn, *args, **kwargs)
-    return _commit_on(conn, result, tx)
-
-
-def _write_here(
-    conn: sqlite3.Connection,
-    now: int,
-    fn: Callable[Concatenate[SyncTx, P], T],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> tuple[T, SyncTx] | None:
-    """BEGIN IMMEDIATE and ``fn`` on this thread, if the write lock is free now; else None.
-
-    Nothing is committed: :meth:`Store.transact_here` hands the COMMIT to the database thread.
-    """
-    if not _begin_now(conn):
-        return None
-    return _run_begun(conn, now, fn, *args, **kwargs)
-
-
-def _run_begun(
-    conn: sqlite3.Connection,
-    now: int,
-    fn: Callable[Concatenate[SyncTx, P], T],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> tuple[T, SyncTx]:
-    """``fn`` inside the transaction just begun; any exception rolls it back."""
-    tx = SyncTx(conn=conn, now=now)
-    try:
-        return fn(tx, *args, **kwargs), tx
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _begin_now(conn: sqlite3.Connection) -> bool:
-    """BEGIN IMMEDIATE if the write lock is free now; False, and nothing begun, if not."""
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as e:
-        if e.sqlite_errorcode in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}:
-            return False
-        raise
-    finally:
-        # Once the write lock is held, a WAL transaction waits for no other connection.
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    return True
-
-
-def _commit_on(conn: sqlite3.Connection, result: T, tx: SyncTx) -> tuple[T, SyncTx]:
-    """COMMIT the open transaction (rolled back if that fails); return ``fn``'s result and it."""
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return result, tx
 
 
 class Store:
@@ -649,7 +231,7 @@ class Store:
             now = self.now()
             conn = self._conn._conn  # noqa: SLF001 - see Tx.run
             done = self._queued(
-                submit(self._conn, lambda: _write_on(conn, now, fn, *args, **kwargs))
+                submit(self._conn, lambda: write_on(conn, now, fn, *args, **kwargs))
             )
         return await self._committed(done)
 
@@ -679,17 +261,15 @@ class Store:
             # so while the lock is held (all else that uses it holds the lock while it does).
             try:
                 written = (
-                    _write_here(conn, now, fn, *args, **kwargs)
-                    if self._writes_queued == 0
-                    else None
+                    write_here(conn, now, fn, *args, **kwargs) if self._writes_queued == 0 else None
                 )
             except sqlite3.Error as e:
                 raise StoreError(f"database refused the change: {e}") from e
             if written is None:
-                done = submit(self._conn, lambda: _write_on(conn, now, fn, *args, **kwargs))
+                done = submit(self._conn, lambda: write_on(conn, now, fn, *args, **kwargs))
             else:
                 result, tx = written
-                done = submit(self._conn, lambda: _commit_on(conn, result, tx))
+                done = submit(self._conn, lambda: commit_on(conn, result, tx))
             self._queued(done)
         return await self._committed(done)
 
