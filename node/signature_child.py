@@ -70,9 +70,12 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 def main() -> None:
     """Serve the node on stdin and stdout."""
-    # Ctrl-C in a terminal reaches the whole process group: the node decides when this ends
-    # (it closes stdin), so the child neither dies first nor prints a traceback.
+    # Ctrl-C in a terminal reaches the whole process group, and a service manager's stop
+    # (systemd's default KillMode) sends SIGTERM to every process of the service: the node
+    # decides when this ends (it closes stdin, or it dies and stdin ends), so the child neither
+    # dies first, which the node would log as a failure, nor prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

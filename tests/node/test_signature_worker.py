@@ -188,7 +188,12 @@ def test_the_child_gets_no_environment_but_the_path_to_pynacl(
     assert "correct horse" not in repr(environment)
 
 
-def test_the_child_ignores_ctrl_c_and_ends_at_the_end_of_its_input() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_child_ignores_ctrl_c_and_sigterm_and_ends_at_the_end_of_its_input(
+    signum: signal.Signals,
+) -> None:
+    # Ctrl-C reaches the whole process group; a service manager's stop (systemd's default
+    # KillMode) sends SIGTERM to every process of the service. The node ends the child.
     child = subprocess.Popen(
         [sys.executable, "-S", str(CHILD_SCRIPT)],
         stdin=subprocess.PIPE,
@@ -203,7 +208,7 @@ def test_the_child_ignores_ctrl_c_and_ends_at_the_end_of_its_input() -> None:
     assert signature_child.answer(encode_frame(CASES)[4:]) == child.stdout.read(
         int.from_bytes(head, "big")
     )
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signum)
     child.stdin.write(encode_frame([GOOD]))
     child.stdin.flush()
     assert child.stdout.read(4 + 5) == (5).to_bytes(4, "big") + b"\x00\x00\x00\x01\x01"
