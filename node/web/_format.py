@@ -46,6 +46,19 @@ def short_id(value: str | None) -> str:
     return "-" if not value else value[:12]
 
 
+def doc_label(row: Any) -> str:
+    """A document row's link text: its number, else the number of what it refers to.
+
+    An endorsement, cancellation or message has no number of its own: "of EA-FR-2026-001"
+    tells which authorization it is about, where its identifier would not.
+    """
+    if row.reference:
+        return str(row.reference)
+    if row.refers_to_reference:
+        return f"of {row.refers_to_reference}"
+    return short_id(row.id)
+
+
 def hexid(value: bytes | str | None) -> str:
     """A document identifier from a payload (32 raw bytes) as lowercase hex."""
     if value is None:
@@ -58,5 +71,6 @@ FILTERS: Final[dict[str, Any]] = {
     "utc": utc,
     "country_name": country_name,
     "short_id": short_id,
+    "doc_label": doc_label,
     "hexid": hexid,
 }

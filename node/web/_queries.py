@@ -46,6 +46,9 @@ class DocRow:
     valid_until: str | None
     substances: str
     base_mg: int
+    #: The reference number of the document this one refers to (an endorsement's
+    #: authorization, a cancellation's or message's document), for rows without their own.
+    refers_to_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,7 +71,8 @@ _DOC_SELECT: Final = (
     "d.reference, d.valid_until, "
     "coalesce((SELECT group_concat(DISTINCT i.substance) FROM document_items i "
     "WHERE i.document_id = d.id), ''), "
-    "coalesce((SELECT sum(i.base_mg) FROM document_items i WHERE i.document_id = d.id), 0) "
+    "coalesce((SELECT sum(i.base_mg) FROM document_items i WHERE i.document_id = d.id), 0), "
+    "(SELECT r.reference FROM documents r WHERE r.id = d.refers_to) "
     "FROM documents d"
 )
 
@@ -86,6 +90,7 @@ def _doc(row: Any) -> DocRow:
         valid_until=row[8],
         substances=(row[9] or "").replace(",", ", "),
         base_mg=row[10],
+        refers_to_reference=row[11],
     )
 
 

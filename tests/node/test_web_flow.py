@@ -253,6 +253,9 @@ async def test_certificate_to_discrepancy_alert_through_the_pages(trade: Trade) 
     # The chain certificate -> authorization -> endorsement is linked on the page.
     for doc_id in (ic_id, ea_id, end_id):
         assert f'href="/documents/{doc_id}"' in page
+    # The endorsement has no number of its own: the list names the authorization it is of.
+    listing = await (await fr.get("/documents", params={"doc_type": "endorsement"})).text()
+    assert f'<a href="/documents/{end_id}">of FR-EA-2026-7</a>' in listing
 
     # Every action is in each node's audit log under the name of the person who did it.
     de_log = {(e.actor, e.action) for e in await audit.entries(trade.de.services.store)}
