@@ -128,6 +128,32 @@ def _id_from(url: str, kind: str) -> str:
     return match.group(1)
 
 
+#: WCAG contrast of an element's text against the first opaque background behind it.
+_CONTRAST_JS: Final = """element => {
+  const rgb = c => c.match(/[0-9.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+    .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  let node = element, background = "rgb(255, 255, 255)";
+  for (; node; node = node.parentElement) {
+    const c = getComputedStyle(node).backgroundColor;
+    if (c !== "transparent" && !/, 0\\)$/.test(c)) { background = c; break; }
+  }
+  const [a, b] = [lum(rgb(getComputedStyle(element).color)), lum(rgb(background))];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+async def assert_legible(page: Page, selector: str) -> None:
+    """Every element matching ``selector`` has text contrast of at least 4.5:1 (WCAG AA)."""
+    elements = page.locator(selector)
+    assert await elements.count() > 0, selector
+    for index in range(await elements.count()):
+        element = elements.nth(index)
+        ratio = await element.evaluate(_CONTRAST_JS)
+        assert ratio >= 4.5, f"{selector} #{index} ({await element.inner_text()!r}): {ratio:.2f}:1"
+
+
 async def approve(page: Page, node: RunningNode, draft_url: str, officer: str) -> str:
     await log_in(page, node, officer)
     await page.goto(draft_url)
@@ -276,6 +302,14 @@ async def test_over_estimate_certificate_is_held_with_its_reason(
     await page.get_by_text("Held by the estimate, not signed.").wait_for()
     assert await page.get_by_text("already authorized 0 mg, requested 12 g").count() == 1
     await page.screenshot(path=screens / "certificate-held.png", full_page=True)
+    # The drafts page lists it under its own state; the state links read as links, not as
+    # the header's white-on-blue (the header's nav style once reached this nav too).
+    await page.get_by_role("link", name="Drafts", exact=True).click()
+    await page.get_by_role("link", name="Held by the estimate").click()
+    await page.wait_for_url(re.compile(r".*/drafts\?state=held$"))
+    assert await page.get_by_role("cell", name="DE-IC-8").count() == 1
+    await assert_legible(page, "nav.filters a")
+    await assert_legible(page, "header.masthead nav a")
     await page.goto(f"{de.url}/estimates")
     await page.screenshot(path=screens / "estimates.png", full_page=True)
 
