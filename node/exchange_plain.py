@@ -4,7 +4,7 @@ Most documents a node receives are import certificates and export declarations t
 rule beyond their own (checked before they get here) and no other document: they are
 *plain*. A group of requests whose documents are all plain is decided and written whole on
 the database thread (:func:`write_plain_on`, run by ``Store.transact``): one round trip,
-where the general path (``node/exchange.py``) takes one per step, each waiting behind the
+where the general path (``node/exchange_general.py``) takes one per step, each waiting behind the
 requests the busy event loop is handling. The decisions are the general path's: held ids are
 duplicates, the rest are stored with their events and audit rows. What the plain path cannot
 decide on its own (a document in ``inbound_pending``, one another document waits for) raises
