@@ -18,39 +18,39 @@ node gives its peers, and :meth:`RegistryFetcher.check_peer_head` compares a pee
 Freshness is explicit: :meth:`RegistryFetcher.status` says whether the data is fresh, past its
 expiry but within the grace period (keep exchanging, with warnings), or expired beyond the
 grace period (store incoming documents as pending until fresh data arrives).
+
+The cache on disk is :class:`permitnet.node.registry_cache.RegistryCacheMixin`, which
+:class:`RegistryFetcher` inherits; the freshness rule is :mod:`permitnet.node.registry_freshness`,
+whose names this module re-exports.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import os
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import aiohttp
 
 from permitnet.node.errors import NodeError
+from permitnet.node.registry_cache import RegistryCacheMixin, check_head_matches, head_of
+from permitnet.node.registry_freshness import Freshness, FreshnessStatus, classify
 from permitnet.protocol.cbor import decode_cbor
-from permitnet.protocol.cose import Sign1Message
 from permitnet.protocol.errors import ProtocolError, SizeLimitError
 from permitnet.protocol.registry_client import TrustedRegistry, compare_heads, verify_head
-from permitnet.protocol.registry_errors import LogInconsistencyError, SplitViewError
+from permitnet.protocol.registry_errors import SplitViewError
 from permitnet.protocol.registry_snapshot import (
     MAX_DELTA_SIZE,
     MAX_HEAD_SIZE,
     MAX_SNAPSHOT_SIZE,
-    SignedHead,
-    SnapshotPayload,
     decode_delta_bundle,
-    encode_delta_bundle,
 )
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from permitnet.protocol.registry_snapshot import SignedHead
     from permitnet.protocol.registry_view import RegistryView
 
 __all__ = ["Freshness", "FreshnessStatus", "RegistryFetchError", "RegistryFetcher", "classify"]
@@ -63,10 +63,6 @@ MAX_PROOF_SIZE: Final = 64 * 1024
 MAX_ROOT_STEPS: Final = 64
 #: Past this many deltas on top of the cached full snapshot, fetch a full snapshot again.
 MAX_CACHED_DELTAS: Final = 100
-_SNAPSHOT_FILE: Final = "snapshot.cbor"
-_DELTAS_FILE: Final = "deltas.cbor"
-_ROOTS_DIR: Final = "roots"
-_HEAD_FILE: Final = "head.cbor"
 
 
 class RegistryFetchError(NodeError):
@@ -76,73 +72,11 @@ class RegistryFetchError(NodeError):
     code = "registry_fetch_failed"
 
 
-class Freshness(enum.StrEnum):
-    """How usable the node's registry data is."""
-
-    FRESH = "fresh"
-    STALE_IN_GRACE = "stale-in-grace"
-    EXPIRED = "expired"
-
-
-def classify(expires_at: int, grace_seconds: int, now: int) -> Freshness:
-    """Classify registry data by its expiry: fresh before it, in grace until expiry + grace.
-
-    The one rule for the exchange (accept or hold as pending), ``/readyz`` and the status.
-    """
-    if now < expires_at:
-        return Freshness.FRESH
-    if now < expires_at + grace_seconds:
-        return Freshness.STALE_IN_GRACE
-    return Freshness.EXPIRED
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FreshnessStatus:
-    """The freshness of the registry data at a given instant.
-
-    Attributes:
-        state: fresh, stale-in-grace (keep exchanging, warn) or expired (store incoming
-            documents as pending).
-        version: the snapshot version held, or None without any data.
-        age_seconds: how long ago the registry signed the data held, or None.
-        expires_at: when the data expired or expires, or None.
-        grace_until: until when stale data is still used, or None.
-    """
-
-    state: Freshness
-    version: int | None
-    age_seconds: int | None
-    expires_at: int | None
-    grace_until: int | None
-
-    @property
-    def accepting(self) -> bool:
-        """Whether incoming documents may be accepted (fresh or within the grace period)."""
-        return self.state is not Freshness.EXPIRED
-
-    def describe(self) -> str:
-        """Return one line for logs and the node's status page."""
-        if self.version is None:
-            return "no registry data: incoming documents are held as pending"
-        text = f"registry snapshot v{self.version}, {self.age_seconds} s old: {self.state}"
-        if self.state is Freshness.STALE_IN_GRACE:
-            text += f" (expired at {self.expires_at}, grace until {self.grace_until})"
-        elif self.state is Freshness.EXPIRED:
-            text += " beyond the grace period: incoming documents are held as pending"
-        return text
-
-
-def _root_version_of(snapshot: bytes) -> int:
-    """Return the root version an (as yet unverified) snapshot says it was signed under."""
-    payload = SnapshotPayload.from_payload(Sign1Message.from_bytes(snapshot).payload)
-    return payload.root_version
-
-
 class _MirrorError(Exception):
     """One mirror's failure, reported with the others if all fail."""
 
 
-class RegistryFetcher:
+class RegistryFetcher(RegistryCacheMixin):
     """Keeps a verified registry view up to date from a list of untrusted mirrors."""
 
     def __init__(
@@ -230,86 +164,6 @@ class RegistryFetcher:
         """Return how many seconds ago the registry signed the data held, or None."""
         view = self._trusted.view
         return None if view is None else max(0, now - view.issued_at)
-
-    # ------------------------------------------------------------------ the cache
-
-    def _load_cache(self) -> None:
-        """Rebuild the trusted state from the cache, re-verifying every byte."""
-        try:
-            roots_dir = self._cache_dir / _ROOTS_DIR
-            roots = sorted(roots_dir.glob("*.cbor"), key=lambda p: int(p.stem))
-            raw_roots = [p.read_bytes() for p in roots]
-            snapshot_path = self._cache_dir / _SNAPSHOT_FILE
-            if not snapshot_path.exists() and not raw_roots:
-                return
-            trusted = TrustedRegistry(self._pinned_root)
-            pending_roots = list(raw_roots)
-            snapshot = snapshot_path.read_bytes() if snapshot_path.exists() else None
-            deltas: list[bytes] = []
-            if snapshot is not None:
-                # The node may have stopped after accepting a new root but before fetching
-                # data signed under it: load the data under the root that signed it, then
-                # the later roots (the next refresh then fetches a full snapshot).
-                signed_under = _root_version_of(snapshot)
-                while pending_roots and trusted.root.version < signed_under:
-                    trusted.update_root(pending_roots.pop(0))
-                trusted.update_snapshot(snapshot, now=None)
-                deltas_path = self._cache_dir / _DELTAS_FILE
-                if deltas_path.exists():
-                    deltas = decode_delta_bundle(deltas_path.read_bytes())
-                    trusted.update_deltas(deltas, now=None)
-            for raw in pending_roots:
-                trusted.update_root(raw)
-        except (OSError, ValueError, ProtocolError) as e:
-            # A damaged cache must never be trusted; the node starts without data and
-            # holds incoming documents as pending until a refresh succeeds.
-            _log.warning("registry cache in %s refused, starting empty: %s", self._cache_dir, e)
-            self.last_error = f"cache refused: {e}"
-            return
-        self._trusted = trusted
-        self._cached_roots, self._cached_snapshot, self._cached_deltas = (
-            raw_roots,
-            snapshot,
-            deltas,
-        )
-        self._load_head()
-
-    def _load_head(self) -> None:
-        path = self._cache_dir / _HEAD_FILE
-        view = self._trusted.view
-        if view is None or not path.exists():
-            return
-        try:
-            raw = path.read_bytes()
-            _check_head_matches(raw, self._trusted, view)
-        except (OSError, ProtocolError) as e:
-            # Not fatal: the next refresh fetches the head of the view held.
-            _log.warning("cached registry head refused: %s", e)
-            return
-        self._head, self._head_of_version = raw, view.version
-
-    def _write(self, name: str, data: bytes) -> None:
-        path = self._cache_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-
-    async def _save_root(self, raw: bytes) -> None:
-        version = self._trusted.root.version
-        await asyncio.to_thread(self._write, f"{_ROOTS_DIR}/{version}.cbor", raw)
-
-    async def _save_snapshot(self, raw: bytes) -> None:
-        # Empty the deltas first: a crash in between leaves the older, consistent state.
-        await asyncio.to_thread(self._write, _DELTAS_FILE, encode_delta_bundle([]))
-        await asyncio.to_thread(self._write, _SNAPSHOT_FILE, raw)
-
-    async def _save_deltas(self) -> None:
-        bundle = encode_delta_bundle(self._cached_deltas)
-        await asyncio.to_thread(self._write, _DELTAS_FILE, bundle)
 
     # ------------------------------------------------------------------ the network
 
@@ -448,8 +302,8 @@ class RegistryFetcher:
         url = f"{mirror}/v1/head/{view.version}"
         try:
             raw = await self._get_required(url, MAX_HEAD_SIZE)
-            _check_head_matches(raw, self._trusted, view)
-            await asyncio.to_thread(self._write, _HEAD_FILE, raw)
+            check_head_matches(raw, self._trusted, view)
+            await self._save_head(raw)
         except (_MirrorError, ProtocolError, OSError, aiohttp.ClientError, TimeoutError) as e:
             # The view itself is verified; only the comparison with peers waits for the head.
             _log.warning("registry head v%d not kept from %s: %s", view.version, mirror, e)
@@ -501,7 +355,7 @@ class RegistryFetcher:
         if view is None:
             raise RegistryFetchError("no registry view to compare with")
         theirs = verify_head(peer_head, self._trusted.root)
-        mine = _head_of(view)
+        mine = head_of(view)
         if mine.log_size == theirs.log_size:
             compare_heads(mine, theirs)
             return theirs
@@ -531,30 +385,6 @@ class RegistryFetcher:
         if split is not None:
             raise split
         raise RegistryFetchError(f"no consistency proof {first}->{second}: {'; '.join(failures)}")
-
-
-def _head_of(view: RegistryView) -> SignedHead:
-    return SignedHead(
-        version=view.version,
-        issued_at=view.issued_at,
-        root_version=view.root_version,
-        log_size=view.log_size,
-        log_root=view.log_root,
-    )
-
-
-def _check_head_matches(raw: bytes, trusted: TrustedRegistry, view: RegistryView) -> None:
-    """Verify ``raw`` is the registry-signed head of exactly ``view``.
-
-    Raises:
-        RegistryError: not signed by a snapshot key of the trusted root, or another head.
-    """
-    head = verify_head(raw, trusted.root)
-    if head != _head_of(view):
-        raise LogInconsistencyError(
-            f"the registry head v{head.version} (size {head.log_size}) is not the head of the "
-            f"accepted snapshot v{view.version} (size {view.log_size})"
-        )
 
 
 def _etag_kind(url: str) -> str:

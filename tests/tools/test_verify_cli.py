@@ -18,7 +18,7 @@ import pytest
 from permitnet.node import printout_check
 from permitnet.node.config import NodeConfig
 from permitnet.node.printing import print_document
-from permitnet.node.registry_fetch import _SNAPSHOT_FILE
+from permitnet.node.registry_cache import _SNAPSHOT_FILE
 from permitnet.protocol.qr import encode_qr_text
 from permitnet.tools import verify_cli
 from permitnet.tools.cli import main
