@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RegistryCacheMixin", "check_head_matches", "head_of"]
 
-_log = logging.getLogger(__name__)
+# The fetcher's logger, not this module's: the cache's warnings keep the name they always
+# had, so that log filters and alerts on it keep working (as node/exchange_general.py does).
+_log = logging.getLogger("permitnet.node.registry_fetch")
 
 _SNAPSHOT_FILE: Final = "snapshot.cbor"
 _DELTAS_FILE: Final = "deltas.cbor"
