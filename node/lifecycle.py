@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 from permitnet.node import drafting, receiving
 from permitnet.node.errors import ConflictError, ValidationError
 from permitnet.node.lifecycle_drafts import ApprovalResult, Draft, DraftsMixin
-from permitnet.node.lifecycle_queries import Alert
-from permitnet.node.lifecycle_signing import ACTIVE, CANCELLED, ENDORSED, OVERDUE
+from permitnet.node.lifecycle_queries import ACTIVE, CANCELLED, ENDORSED, OVERDUE, Alert
 from permitnet.protocol.catalogue import DEFAULT_CATALOGUE
 from permitnet.protocol.errors import DocumentError
 

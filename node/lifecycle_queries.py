@@ -17,9 +17,12 @@ if TYPE_CHECKING:
     from permitnet.node.registry_holder import RegistryHolder
     from permitnet.node.store import Store, Tx
 
-__all__ = ["Alert", "QueriesMixin"]
+__all__ = ["ACTIVE", "CANCELLED", "ENDORSED", "OVERDUE", "Alert", "QueriesMixin"]
 
+#: Document states the node uses.
 ACTIVE: Final = "active"
+CANCELLED: Final = "cancelled"
+ENDORSED: Final = "endorsed"
 OVERDUE: Final = "overdue"
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from permitnet.node import checks, drafting, receiving
 from permitnet.node.errors import NotFoundError, ValidationError
-from permitnet.node.lifecycle_queries import QueriesMixin
+from permitnet.node.lifecycle_queries import ACTIVE, CANCELLED, ENDORSED, QueriesMixin
 from permitnet.protocol import rules
 from permitnet.protocol.documents import (
     Cancellation,
@@ -37,13 +37,7 @@ if TYPE_CHECKING:
     from permitnet.node.store import DocumentRecord, Tx
     from permitnet.protocol.catalogue import Catalogue
 
-__all__ = ["ACTIVE", "CANCELLED", "ENDORSED", "OVERDUE", "SigningMixin"]
-
-#: Document states the node uses.
-ACTIVE: Final = "active"
-CANCELLED: Final = "cancelled"
-ENDORSED: Final = "endorsed"
-OVERDUE: Final = "overdue"
+__all__ = ["SigningMixin"]
 
 
 def _today(now: int) -> dt.date:
