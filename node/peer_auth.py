@@ -19,6 +19,9 @@ verifier, and a single signed CBOR map has no canonicalisation of header fields 
 
 This module does no I/O: the clock and the key lookup are passed in, and the nonce cache is an
 in-memory structure whose contents the caller may also persist.
+
+The claims map and its CBOR form, with the errors, are in :mod:`permitnet.node.peer_auth_claims`,
+the nonce cache in :mod:`permitnet.node.peer_auth_nonces`. Import the names from here.
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ import base64
 import binascii
 import hashlib
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from permitnet.node import errors
-from permitnet.protocol.cbor import decode_cbor, encode_cbor
+from permitnet.node.peer_auth_claims import (
+    MAX_HEADER_SIZE,
+    NONCE_SIZE,
+    PeerAuthError,
+    PeerReplayError,
+    RequestClaims,
+    UnknownPeerKeyError,
+)
+from permitnet.node.peer_auth_nonces import NonceCache
 from permitnet.protocol.cose import Sign1Message, sign1
 from permitnet.protocol.errors import ProtocolError, RegistryError
 
@@ -65,37 +74,9 @@ __all__ = [
 AUTH_SCHEME: Final = "PermitNet-COSE"
 #: How far (seconds) a request's timestamp may be from the receiver's clock, either way.
 MAX_CLOCK_SKEW: Final = 300
-#: Size of the random nonce in bytes.
-NONCE_SIZE: Final = 16
-#: Version marker of the claims map; anything else is refused.
-CLAIMS_VERSION: Final = 1
 #: The COSE content type of a request envelope: domain separation, so that a signed request can
 #: never be taken for a document (``application/permitnet-document+cbor``) or the reverse.
 REQUEST_CONTENT_TYPE: Final = "application/permitnet-request+cbor"
-#: The largest Authorization header accepted (a signed claims map is about 250 bytes).
-MAX_HEADER_SIZE: Final = 2048
-_ALLOWED_METHODS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
-
-
-class PeerAuthError(errors.UnauthorizedError):
-    """A node-to-node request whose signature envelope is missing or not acceptable."""
-
-    code = "peer_auth_failed"
-
-
-class UnknownPeerKeyError(PeerAuthError):
-    """The signing key is not one the registry lists as valid for a participating country."""
-
-    status_hint = 403
-    code = "unknown_peer_key"
-
-
-class PeerReplayError(PeerAuthError, errors.ReplayError):
-    """A request whose nonce was already seen, or whose timestamp is outside the window."""
-
-    # 401 rather than ReplayError's 409: the sender should re-sign, not reconcile state.
-    status_hint = 401
-    code = "replay"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,82 +118,6 @@ def resolver_from_registry(current_view: Callable[[], RegistryView | None]) -> P
         return PeerKey(country=key.country, public_key=key.public_key)
 
     return resolve
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestClaims:
-    """What a signed node-to-node request asserts about itself."""
-
-    method: str
-    target: str
-    body_sha256: bytes
-    sender: str
-    audience: str
-    timestamp: int
-    nonce: bytes
-
-    def __post_init__(self) -> None:
-        if self.method not in _ALLOWED_METHODS:
-            raise PeerAuthError(f"method {self.method!r} is not used between nodes")
-        if not self.target.startswith("/"):
-            raise PeerAuthError("the request target must be an absolute path")
-        if len(self.body_sha256) != 32:
-            raise PeerAuthError("the body digest must be 32 bytes of SHA-256")
-        if len(self.nonce) != NONCE_SIZE:
-            raise PeerAuthError(f"the nonce must be {NONCE_SIZE} bytes")
-        for name, country in (("sender", self.sender), ("audience", self.audience)):
-            if len(country) != 2 or not country.isascii() or not country.isupper():
-                raise PeerAuthError(f"{name} must be an ISO 3166-1 alpha-2 code, got {country!r}")
-        if self.timestamp < 0:
-            raise PeerAuthError("the timestamp must be non-negative Unix seconds")
-
-    def to_payload(self) -> bytes:
-        """Encode the claims as the deterministic CBOR payload that is signed."""
-        return encode_cbor(
-            {
-                "v": CLAIMS_VERSION,
-                "method": self.method,
-                "target": self.target,
-                "body_sha256": self.body_sha256,
-                "from": self.sender,
-                "to": self.audience,
-                "ts": self.timestamp,
-                "nonce": self.nonce,
-            }
-        )
-
-    @classmethod
-    def from_payload(cls, payload: bytes) -> RequestClaims:
-        """Decode and check a claims payload.
-
-        Raises:
-            PeerAuthError: the payload is not a version-1 claims map with the right types.
-        """
-        try:
-            item = decode_cbor(payload, max_size=MAX_HEADER_SIZE, max_depth=2)
-        except ProtocolError as e:
-            raise PeerAuthError(f"the request claims are not strict CBOR: {e}") from e
-        expected = {"v", "method", "target", "body_sha256", "from", "to", "ts", "nonce"}
-        if not isinstance(item, dict) or set(item) != expected:
-            raise PeerAuthError(f"the request claims must be a map with exactly {sorted(expected)}")
-        if item["v"] != CLAIMS_VERSION or isinstance(item["v"], bool):
-            raise PeerAuthError(f"request claims version {item['v']!r} is not supported")
-        texts = ("method", "target", "from", "to")
-        if not all(isinstance(item[k], str) for k in texts):
-            raise PeerAuthError("method, target, from and to must be text")
-        if not isinstance(item["body_sha256"], bytes) or not isinstance(item["nonce"], bytes):
-            raise PeerAuthError("body_sha256 and nonce must be byte strings")
-        if not isinstance(item["ts"], int) or isinstance(item["ts"], bool):
-            raise PeerAuthError("ts must be an integer")
-        return cls(
-            method=item["method"],
-            target=item["target"],
-            body_sha256=item["body_sha256"],
-            sender=item["from"],
-            audience=item["to"],
-            timestamp=item["ts"],
-            nonce=item["nonce"],
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -414,54 +319,3 @@ def _decode_header(header: str | None) -> bytes:
         return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as e:
         raise PeerAuthError("the Authorization token is not base64url") from e
-
-
-class NonceCache:
-    """The nonces seen inside the replay window, each kept until its request would be stale.
-
-    Bounded: when ``max_entries`` live nonces are held, new requests are refused rather than
-    older nonces forgotten, because forgetting one would let its request be replayed.
-    """
-
-    def __init__(self, *, max_entries: int = 1_000_000) -> None:
-        self._expiry: OrderedDict[bytes, int] = OrderedDict()
-        self._max_entries = max_entries
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._expiry
-
-    def remember(self, key: bytes, *, expires_at: int, now: int) -> None:
-        """Record ``key`` until ``expires_at``.
-
-        Raises:
-            PeerReplayError: ``key`` is already recorded and has not expired, or the cache is full.
-        """
-        self.prune(now)
-        seen = self._expiry.get(key)
-        if seen is not None and seen >= now:
-            raise PeerReplayError("this request was already received (its nonce has been seen)")
-        if len(self._expiry) >= self._max_entries:
-            raise PeerReplayError(
-                "too many recent requests to check for replays; try again shortly"
-            )
-        self._expiry[key] = expires_at
-        # Entries are mostly added in expiry order, so keeping insertion order lets prune stop
-        # at the first live entry; a late out-of-order entry only delays its own removal.
-        self._expiry.move_to_end(key)
-
-    def load(self, entries: list[tuple[bytes, int]], *, now: int) -> None:
-        """Restore entries persisted before a restart, skipping those already expired."""
-        for key, expires_at in sorted(entries, key=lambda e: e[1]):
-            if expires_at >= now:
-                self._expiry[key] = expires_at
-
-    def prune(self, now: int) -> None:
-        """Forget the nonces whose requests can no longer pass the timestamp check."""
-        while self._expiry:
-            key, expires_at = next(iter(self._expiry.items()))
-            if expires_at >= now:
-                break
-            del self._expiry[key]
