@@ -139,13 +139,28 @@ async def append(
 
 
 async def entries(
-    store: Store, *, subject: str | None = None, after: int = 0, limit: int = 1000
+    store: Store,
+    *,
+    subject: str | None = None,
+    after: int = 0,
+    before: int | None = None,
+    limit: int = 1000,
 ) -> list[AuditEntry]:
-    """Return audit rows after sequence ``after``, optionally for one subject."""
+    """Return audit rows after sequence ``after``, optionally for one subject.
+
+    With ``before``, the ``limit`` newest rows before that sequence number instead (after
+    ``after``), newest first: a page of a long log from its recent end.
+    """
     sql = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log "
-    sql += "WHERE seq > ?" + (" AND subject = ?" if subject is not None else "")
-    sql += " ORDER BY seq LIMIT ?"
-    params: tuple[Any, ...] = (after, subject, limit) if subject is not None else (after, limit)
+    sql += "WHERE seq > ?" + (" AND seq < ?" if before is not None else "")
+    sql += " AND subject = ?" if subject is not None else ""
+    sql += " ORDER BY seq" + (" DESC" if before is not None else "") + " LIMIT ?"
+    params: tuple[Any, ...] = (
+        after,
+        *(() if before is None else (before,)),
+        *(() if subject is None else (subject,)),
+        limit,
+    )
     async with store.read() as tx:
         rows = await tx.fetchall(sql, params)
     return [

@@ -75,15 +75,20 @@ async def settings(request: web.Request, ctx: PageContext) -> web.StreamResponse
 
 
 _AUDIT_PAGE = 100
+#: Beyond any row number SQLite can hold (rowids are 64-bit signed).
+_NEWEST = 2**63 - 1
 
 
 @routes.get("/admin/audit", name="audit")
 @page(permission=Permission.ADMINISTER)
 async def audit_page(request: web.Request, ctx: PageContext) -> web.StreamResponse:
-    """The hash-chained audit log, newest last, with the chain verified on every visit."""
-    text = request.query.get("after", "0")
-    if not text.isdigit():
-        raise ValidationError("after: a row number")
+    """The hash-chained audit log, newest first, with the chain verified on every visit.
+
+    ``?before=N`` pages back: the rows before row N.
+    """
+    text = request.query.get("before", "")
+    if text and not text.isdigit():
+        raise ValidationError("before: a row number")
     node_store = store(request)
     try:
         checked = await audit_log.verify_chain(node_store)
@@ -91,7 +96,9 @@ async def audit_page(request: web.Request, ctx: PageContext) -> web.StreamRespon
     except AuditChainError as e:
         chain = {"ok": False, "message": str(e)}
     subject = request.query.get("subject") or None
-    rows = await audit_log.entries(node_store, subject=subject, after=int(text), limit=_AUDIT_PAGE)
+    # Past the last row when no page is asked for: the newest rows.
+    before = min(int(text), _NEWEST) if text else _NEWEST
+    rows = await audit_log.entries(node_store, subject=subject, before=before, limit=_AUDIT_PAGE)
     return render(
         request,
         ctx,
@@ -100,5 +107,6 @@ async def audit_page(request: web.Request, ctx: PageContext) -> web.StreamRespon
         rows=rows,
         chain=chain,
         subject=subject or "",
-        next_after=rows[-1].seq if len(rows) == _AUDIT_PAGE else None,
+        paged=bool(text),
+        earlier=rows[-1].seq if len(rows) == _AUDIT_PAGE and rows[-1].seq > 1 else None,
     )

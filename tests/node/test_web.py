@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
-from permitnet.node import tokens
+from permitnet.node import audit, tokens
 from permitnet.node.errors import UnauthorizedError
 from permitnet.node.web import ACCOUNTS_KEY, _queries
 from permitnet.node.web._base import safe_next
@@ -552,7 +552,12 @@ async def test_administrator_reads_the_audit_log_and_sees_tampering(tmp_path: Pa
         assert "<td>amina</td><td>login</td>" in text
         text = await (await client.get("/admin/audit", params={"subject": "account:amina"})).text()
         assert "<td>root</td><td>login</td>" not in text
-        assert (await client.get("/admin/audit", params={"after": "x"})).status == 400
+        for bad in ("x", "-1", "1.5", "1e3"):
+            assert (await client.get("/admin/audit", params={"before": bad})).status == 400
+        # A row number past any there is: the newest rows, not a server error.
+        response = await client.get("/admin/audit", params={"before": "9" * 40})
+        assert response.status == 200
+        assert "<td>amina</td><td>login</td>" in await response.text()
         # Someone edits a row behind SQLite's back (dropping the trigger that refuses it).
         with sqlite3.connect(tmp_path / "DE.sqlite3") as db:
             db.execute("DROP TRIGGER audit_log_no_update")
@@ -562,6 +567,38 @@ async def test_administrator_reads_the_audit_log_and_sees_tampering(tmp_path: Pa
         assert "row altered" in text
         await log_in(client, "amina")
         assert (await client.get("/admin/audit")).status == 403
+
+
+async def test_audit_log_opens_on_its_newest_rows_and_pages_back(tmp_path: Path) -> None:
+    async with web_client(tmp_path, root=["admin"]) as client:
+        await log_in(client, "root")
+        async with client.app[STORE_KEY].transaction() as tx:
+            for n in range(250):
+                await audit.append(
+                    tx, at=1_800_000_000, actor="clerk", action="note", subject=f"s{n}", detail={}
+                )
+
+        def seqs(text: str) -> list[int]:
+            return [int(x) for x in re.findall(r'<td class="num">(\d+)</td>', text)]
+
+        newest = await (await client.get("/admin/audit")).text()
+        last = max(seqs(newest))
+        assert seqs(newest) == list(range(last, last - 100, -1))
+        assert f"All {last} rows verify" in newest
+        assert "Newest rows" not in newest
+        earlier = re.search(r'href="/admin/audit\?before=(\d+)">Earlier rows', newest)
+        assert earlier is not None
+        assert int(earlier.group(1)) == last - 99
+        page = await (await client.get("/admin/audit", params={"before": earlier.group(1)})).text()
+        assert seqs(page) == list(range(last - 100, last - 200, -1))
+        assert "Newest rows" in page
+        oldest = await (await client.get("/admin/audit", params={"before": "51"})).text()
+        assert seqs(oldest) == list(range(50, 0, -1))
+        assert "Earlier rows" not in oldest
+        # One subject: its rows only, and no page beyond them.
+        one = await (await client.get("/admin/audit", params={"subject": "s7"})).text()
+        assert len(seqs(one)) == 1
+        assert "Earlier rows" not in one
 
 
 @pytest.mark.parametrize(
