@@ -152,15 +152,16 @@ async def entries(
     ``after``), newest first: a page of a long log from its recent end.
     """
     sql = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log "
-    sql += "WHERE seq > ?" + (" AND seq < ?" if before is not None else "")
-    sql += " AND subject = ?" if subject is not None else ""
+    sql += "WHERE seq > ?"
+    params: list[Any] = [after]
+    if before is not None:
+        sql += " AND seq < ?"
+        params.append(before)
+    if subject is not None:
+        sql += " AND subject = ?"
+        params.append(subject)
     sql += " ORDER BY seq" + (" DESC" if before is not None else "") + " LIMIT ?"
-    params: tuple[Any, ...] = (
-        after,
-        *(() if before is None else (before,)),
-        *(() if subject is None else (subject,)),
-        limit,
-    )
+    params.append(limit)
     async with store.read() as tx:
         rows = await tx.fetchall(sql, params)
     return [
